@@ -1,0 +1,1 @@
+"""Synthetic labelled scenes for the demo, tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""The multi-turn edit loop, mask fusion, relevance field and sessions."""

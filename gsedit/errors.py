@@ -1,0 +1,41 @@
+"""User-facing errors: the CLI prints their message as one paragraph, without a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GseditError(Exception):
+    """An error caused by the user's input or environment, not by a bug in gsedit."""
+
+
+class InputFileError(GseditError):
+    """A file given to gsedit is missing, broken or of a foreign layout."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class ModelMissingError(GseditError):
+    """A model's weights are neither in a local folder nor in the Hugging Face cache."""
+
+    def __init__(self, what: str, model_id: str, option: str, detail: str = ""):
+        self.model_id = model_id
+        msg = (
+            f"The {what} model '{model_id}' is not available: it is not a local folder and "
+            f"not in the Hugging Face cache (HF_HOME={_hf_home()}), and downloading is off or "
+            f"failed. Download it once on a machine with network "
+            f"(`huggingface-cli download {model_id}`) and copy the cache, or pass a local "
+            f"folder with {option} PATH."
+        )
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+def _hf_home() -> str:
+    import os
+
+    return os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))

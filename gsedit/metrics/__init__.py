@@ -1,0 +1,1 @@
+"""Edit metrics: CLIP scores, preservation, consistency, mIoU."""

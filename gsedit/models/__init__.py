@@ -1,0 +1,1 @@
+"""Image models behind small interfaces: editors (InstructPix2Pix, synthetic), segmenters, enhancers."""

@@ -1,0 +1,1 @@
+"""Rendering: the pure-PyTorch reference rasterizer and the gsplat CUDA path."""

@@ -1,0 +1,1 @@
+"""Scenes: the Scene interface, Gaussian parameters, INRIA .ply I/O, fitting."""

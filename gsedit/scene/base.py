@@ -1,0 +1,83 @@
+"""The representation-agnostic Scene interface that the edit loop talks to.
+
+The loop in `gsedit.edit` knows only this module: a 3DGS scene and a nerfacto scene are two
+implementations of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from gsedit.cameras import Cameras
+
+
+@dataclass
+class RenderOutput:
+    """What a scene renders for a batch of C views."""
+
+    rgb: Tensor  # [C, H, W, 3] in [0, 1]
+    alpha: Tensor  # [C, H, W] accumulated opacity
+    channels: dict[str, Tensor] = field(default_factory=dict)  # name -> [C, H, W]
+
+
+class SceneTrainer(ABC):
+    """Optimises a scene against target images with the backend's own recipe and schedule."""
+
+    @abstractmethod
+    def step(self, cameras: Cameras, targets: Tensor) -> float:
+        """One optimisation step on views `cameras` against `targets` [C, H, W, 3]; returns the loss."""
+
+    def finish(self) -> None:
+        """Called once after the last step (e.g. to drop optimiser state)."""
+
+
+class Scene(ABC):
+    """A 3D scene that renders views and can be optimised, saved, loaded and cloned."""
+
+    #: file name of the scene inside a turn folder (e.g. "scene.ply")
+    filename: str = "scene"
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @abstractmethod
+    def render(self, cameras: Cameras, channels: Sequence[str] = ()) -> RenderOutput:
+        """Renders RGB and the named extra channels of `cameras` in one pass."""
+
+    @abstractmethod
+    def channel_names(self) -> list[str]:
+        """Names of the extra per-point channels this scene can render (e.g. relevance, label)."""
+
+    @abstractmethod
+    def trainer(self, steps: int) -> SceneTrainer:
+        """A trainer for `steps` optimisation steps, with the backend's schedule."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> Path:
+        """Writes the scene into `folder` (atomically) and returns the main file."""
+
+    @abstractmethod
+    def clone(self) -> "Scene":
+        """An independent copy (used for undo and comparisons)."""
+
+    def label_names(self) -> dict[int, str]:
+        """Label id -> object name, for labelled scenes; empty otherwise."""
+        return {}
+
+    def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
+        """Sets channel `name` from per-view maps [C, H, W] so that its renders agree across views.
+
+        Backends that cannot store per-point channels raise NotImplementedError.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot lift per-view maps to 3D")
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """([3], [3]) axis-aligned bounds of the scene content, used for orbit cameras."""
+        raise NotImplementedError
