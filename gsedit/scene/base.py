@@ -56,8 +56,16 @@ class Scene(ABC):
         """Names of the extra per-point channels this scene can render (e.g. relevance, label)."""
 
     @abstractmethod
-    def trainer(self, steps: int) -> SceneTrainer:
-        """A trainer for `steps` optimisation steps, with the backend's schedule."""
+    def trainer(
+        self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
+    ) -> SceneTrainer:
+        """A trainer for `steps` optimisation steps, with the backend's schedule.
+
+        Args:
+            lr_scale: multiplies the backend's learning rates.
+            densify: let the backend add and remove points (3DGS densification).
+            opacity_reset: periodic opacity resets (fitting from images; edit turns turn them off).
+        """
 
     @abstractmethod
     def save(self, folder: Path) -> Path:

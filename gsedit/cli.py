@@ -1,0 +1,205 @@
+"""The `gsedit` command line (tyro): one entry point, one subcommand per task of DESIGN.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import tyro
+from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, subcommand
+
+from gsedit.edit.config import EditConfig, load_preset
+from gsedit.errors import GseditError
+
+Device = Literal["auto", "cpu", "cuda"]
+DEFAULT_METHOD = "gsedit"
+
+
+def resolve_device(device: Device):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GseditError("--device cuda was asked for, but PyTorch sees no CUDA device. Use --device cpu or auto.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_scene_file(path: Path, device):
+    """Loads a scene file (a 3DGS .ply) on `device`."""
+    from gsedit.errors import InputFileError
+    from gsedit.scene.gaussian_scene import GaussianScene
+
+    path = Path(path)
+    if path.suffix.lower() != ".ply":
+        raise InputFileError(path, "expected a 3D Gaussian splatting .ply scene.")
+    return GaussianScene.load(path, device)
+
+
+@dataclass
+class Info:
+    """Count, SH degree, bounds and extra properties of a scene."""
+
+    scene: Positional[Path]
+
+    def run(self) -> None:
+        from gsedit.scene.labels import read_labels
+        from gsedit.scene.ply import read_ply
+
+        g = read_ply(self.scene)
+        lo, hi = g.bounds()
+        print(f"file:        {self.scene}")
+        print(f"gaussians:   {len(g):,}")
+        print(f"sh degree:   {g.sh_degree}")
+        print(f"bounds min:  {[round(float(v), 4) for v in lo]}")
+        print(f"bounds max:  {[round(float(v), 4) for v in hi]}")
+        print(f"extras:      {', '.join(sorted(g.extras)) or 'none'}")
+        labels = read_labels(self.scene)
+        if labels:
+            print(f"labels:      {', '.join(f'{k}={v}' for k, v in sorted(labels.items()))}")
+
+
+@dataclass
+class Render:
+    """Renders every camera of CAMS to PNG files (and a contact sheet)."""
+
+    scene: Positional[Path]
+    cameras: str
+    """INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
+    out: Path
+    channels: str = "rgb"
+    """Comma-separated: rgb, alpha, relevance, label, or any extra property of the scene."""
+    device: Device = "auto"
+
+    def run(self) -> None:
+        from gsedit.cameras.formats import load_cameras
+        from gsedit.render.images import render_channel_images
+
+        scene = load_scene_file(self.scene, resolve_device(self.device))
+        cams = load_cameras(self.cameras, bounds=scene.bounds())
+        written = render_channel_images(scene, cams, [c.strip() for c in self.channels.split(",")], self.out)
+        print(f"wrote {written} images to {self.out}")
+
+
+@dataclass
+class Edit:
+    """Edits a scene from text instructions, turn after turn; writes DIR/turn_NN/ after every turn."""
+
+    scene: Positional[Path | None] = None
+    """The input scene (.ply); not needed with --resume."""
+    cameras: str | None = None
+    """INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
+    turn: UseAppendAction[list[str]] = field(default_factory=list)
+    """An instruction; repeat for several turns (they run in order)."""
+    out: Path = Path("session")
+    """The session folder."""
+    method: str = DEFAULT_METHOD
+    """Method preset (configs/NAME.yaml): in2n, edit3d, wys or gsedit; the flags below override it."""
+    editor: Literal["ip2p", "synthetic"] = "ip2p"
+    """Image editor: InstructPix2Pix, or the offline synthetic stand-in (never edit quality)."""
+    target: UseAppendAction[list[str]] = field(default_factory=list)
+    """What to edit, for the segmenter: once for all turns or once per turn."""
+    keep: UseAppendAction[list[str]] = field(default_factory=list)
+    """What must stay unchanged (inverse masks for additive edits): once for all turns or per turn."""
+    resume: bool = False
+    """Continue the session in --out from its last finished turn (with any new --turn appended)."""
+    device: Device = "auto"
+    ip2p_model: str = "timbrooks/instruct-pix2pix"
+    """InstructPix2Pix: a local diffusers folder or a Hugging Face id."""
+    sam_checkpoint: Path | None = None
+    """ADSS: the SAM checkpoint file (.pth)."""
+    quiet: bool = False
+    """No progress display (the JSON-lines log in the session is still written)."""
+    settings: OmitArgPrefixes[EditConfig] = field(default_factory=EditConfig)
+
+    def run(self) -> None:
+        from gsedit.edit.run import run_edit_command
+
+        run_edit_command(self)
+
+
+@dataclass
+class Undo:
+    """Drops the last finished turn of a session."""
+
+    session: Positional[Path]
+
+    def run(self) -> None:
+        from gsedit.edit.session import Session
+
+        index = Session.open(self.session).undo()
+        print(f"dropped turn {index} of {self.session}")
+
+
+@dataclass
+class Demo:
+    """Offline demo: a synthetic labelled scene, two turns with the synthetic editor, a report."""
+
+    out: Path = Path("gsedit_demo")
+    iters: int = 300
+    """Optimisation steps per turn."""
+    size: int = 96
+    """Image size of the demo cameras (pixels)."""
+    device: Device = "auto"
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.demo import run_demo
+
+        run_demo(self.out, iters=self.iters, size=self.size, device=resolve_device(self.device), quiet=self.quiet)
+
+
+def _commands(method: str):
+    settings, description = load_preset(method)
+    edit_default = Edit(method=method, settings=settings)
+    return Union[
+        Annotated[Info, subcommand("info")],
+        Annotated[Render, subcommand("render")],
+        Annotated[Edit, subcommand("edit", default=edit_default, description=Edit.__doc__ + f" Preset '{method}': {description}")],
+        Annotated[Undo, subcommand("undo")],
+        Annotated[Demo, subcommand("demo")],
+    ]
+
+
+def _method_from_argv(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--method="):
+            return arg.split("=", 1)[1]
+    return DEFAULT_METHOD
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    from gsedit.progress import console
+
+    try:
+        command = tyro.cli(_commands(_method_from_argv(argv)), args=argv, prog="gsedit")
+        command.run()
+    except GseditError as exc:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        console.print("[bold yellow]interrupted[/]: finished turns are kept; `gsedit edit --out DIR --resume` continues.")
+        return 130
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        console.print(f"[bold red]error:[/] {exc} (run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Runs the pending turns of a session: load, edit turn by turn, write each turn atomically."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor
+
+from gsedit.atomic import atomic_dir
+from gsedit.cameras import Cameras
+from gsedit.edit.loop import Progress, TurnResult, run_turn
+from gsedit.edit.session import Session, TurnRecord
+from gsedit.models.base import ImageEditor, ImageSegmenter
+from gsedit.scene.base import Scene
+
+
+class Reporter(Protocol):
+    """Receives progress (the CLI shows it with rich and logs it as JSON lines)."""
+
+    def turn_started(self, record: TurnRecord, total_steps: int) -> None: ...
+    def step(self, progress: Progress) -> None: ...
+    def turn_finished(self, record: TurnRecord) -> None: ...
+
+
+@dataclass
+class MemoryMeter:
+    """Peak resident memory (sampled) and peak CUDA memory of one turn."""
+
+    peak_rss: int = 0
+    device: torch.device | None = None
+    _process: object = field(default=None, repr=False)
+
+    def start(self, device: torch.device) -> None:
+        import psutil
+
+        self._process = psutil.Process(os.getpid())
+        self.device = device
+        self.peak_rss = self._process.memory_info().rss
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
+
+    def peaks_mb(self) -> tuple[float, float | None]:
+        cuda = None
+        if self.device is not None and self.device.type == "cuda":
+            cuda = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return self.peak_rss / 2**20, cuda
+
+
+def save_images(folder: Path, images: Tensor, names: list[str] | None = None) -> None:
+    """Writes [C, H, W, 3] or [C, H, W] images in [0, 1] as NNNN.png into `folder`."""
+    import imageio.v3 as iio
+
+    from gsedit.render.images import to_uint8
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, array in enumerate(to_uint8(images)):
+        name = names[i] if names else f"{i:04d}"
+        iio.imwrite(folder / f"{name}.png", array)
+
+
+def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Cameras) -> None:
+    """Shows a stand-in editor that can learn objects' looks (the synthetic one) the labelled scenes."""
+    calibrate = getattr(editor, "calibrate", None)
+    if calibrate is None:
+        return
+    for scene in scenes:
+        names = scene.label_names()
+        if not names:
+            continue
+        channels = [f"label={k}" for k in names]
+        out = scene.render(cameras, channels=channels)
+        calibrate(out.rgb, {names[k]: out.channels[f"label={k}"] for k in names})
+
+
+@dataclass
+class Engine:
+    """Everything a session run needs besides the session folder itself."""
+
+    load_scene: Callable[[Path], Scene]
+    cameras_for: Callable[[Scene], Cameras]
+    """The session's cameras at training resolution, on the scene's device."""
+    editor: ImageEditor
+    segmenter: ImageSegmenter | None = None
+    reporter: Reporter | None = None
+
+    def run(self, session: Session) -> list[TurnRecord]:
+        """Runs every pending turn; returns the records of the turns it finished."""
+        pending = session.pending()
+        if not pending:
+            return []
+        first = pending[0].index
+        original_scene = self.load_scene(session.scene_path(0))
+        scene = self.load_scene(session.scene_path(first - 1))
+        cameras = self.cameras_for(scene)
+        originals = original_scene.render(cameras).rgb
+        finished = []
+        for record in pending:
+            finished.append(self._run_one(session, scene, original_scene, cameras, originals, record))
+        return finished
+
+    def _run_one(self, session, scene, original_scene, cameras, originals, record: TurnRecord) -> TurnRecord:
+        settings = session.settings
+        config = _turn_config(settings, record.index)
+        calibrate_stand_in(self.editor, [original_scene, scene], cameras)
+        record.status = "running"
+        session.update(record)
+        meter = MemoryMeter()
+        meter.start(scene.device)
+        if self.reporter:
+            self.reporter.turn_started(record, config.iters)
+
+        def on_step(progress: Progress) -> None:
+            meter.sample()
+            if self.reporter:
+                self.reporter.step(progress)
+
+        start = time.perf_counter()
+        try:
+            with atomic_dir(session.turn_dir(record.index)) as tmp:
+                result = run_turn(scene, cameras, record.turn, config, self.editor, originals,
+                                  self.segmenter, on_step)
+                write_turn(tmp, scene, result, cameras)
+        except BaseException as exc:
+            record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            session.update(record)
+            raise
+        record.seconds = round(time.perf_counter() - start, 3)
+        record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()
+        record.edits, record.loss = result.edits, result.loss
+        record.status = "done"
+        record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
+        session.update(record)
+        if self.reporter:
+            self.reporter.turn_finished(record)
+        return record
+
+
+def _turn_config(settings, index: int):
+    """Each turn draws from its own seed, so a resumed turn repeats exactly what it would have done."""
+    from dataclasses import replace
+
+    return replace(settings, seed=settings.seed * 1000 + index)
+
+
+def write_turn(folder: Path, scene: Scene, result: TurnResult, cameras: Cameras) -> None:
+    scene.save(folder)
+    save_images(folder / "renders", result.renders)
+    save_images(folder / "masks", result.masks)
+
+
+def write_input_turn(session: Session, scene: Scene, cameras: Cameras, source: Path) -> None:
+    """turn_00: the input scene file as given (bit-exact), with its renders."""
+    import shutil
+
+    with atomic_dir(session.turn_dir(0)) as tmp:
+        for path in [source, *sidecars(source)]:
+            target = tmp / (session.data["scene_file"] if path == source else _sidecar_name(path, source, session))
+            shutil.copy2(path, target)
+        save_images(tmp / "renders", scene.render(cameras).rgb)
+
+
+def sidecars(source: Path) -> list[Path]:
+    """Files that travel with a scene file (the labels sidecar of a .ply)."""
+    labels = source.with_suffix(".labels.json")
+    return [labels] if labels.exists() else []
+
+
+def _sidecar_name(path: Path, source: Path, session: Session) -> str:
+    stem = Path(session.data["scene_file"]).stem
+    return stem + path.name[len(source.stem):]
+

@@ -1,0 +1,120 @@
+"""Per-view edit masks of a turn (1 = edit here), from the segmenter plug-ins of the edit loop."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gsedit.cameras import Cameras
+from gsedit.edit.config import EditConfig
+from gsedit.errors import GseditError
+from gsedit.models.base import ImageEditor, ImageSegmenter
+from gsedit.scene.base import Scene
+
+RELEVANCE_CHANNEL = "relevance"
+
+
+@dataclass
+class Turn:
+    """One instruction of a session, with the optional segmentation queries that go with it."""
+
+    instruction: str
+    target: str | None = None
+    """What to edit, for segmenters that take a query (default: the object named in the instruction)."""
+    keep: str | None = None
+    """What must stay unchanged (Edit3D's inverse masks for additive edits like 'give him a hat')."""
+
+
+def find_label(names: dict[int, str], text: str, what: str) -> int:
+    """The label whose name appears (as whole words) earliest in `text`."""
+    lowered = text.lower()
+    hits = []
+    for label, name in names.items():
+        match = re.search(r"\b" + re.escape(name.lower()) + r"\b", lowered)
+        if match:
+            hits.append((match.start(), -len(name), label))
+    if not hits:
+        raise GseditError(
+            f"No object of the scene is named in {what} '{text}': the scene's labels are "
+            f"{', '.join(sorted(names.values()))}. Name one of them, or pass --target."
+        )
+    return min(hits)[2]
+
+
+def label_masks(scene: Scene, cameras: Cameras, query: str, what: str) -> Tensor:
+    """[C, H, W] rendered coverage of the labelled object named in `query`."""
+    names = scene.label_names()
+    if not names:
+        raise GseditError(
+            "The labels segmenter needs a labelled scene (a 'label' property and a SCENE.labels.json "
+            "sidecar); this scene has none. Use --segmenter relevance, adss or none."
+        )
+    label = find_label(names, query, what)
+    return scene.render(cameras, channels=[f"label={label}"]).channels[f"label={label}"].clamp(0, 1)
+
+
+def relevance_masks(
+    scene: Scene,
+    cameras: Cameras,
+    prerenders: Tensor,
+    instruction: str,
+    editor: ImageEditor,
+    config: EditConfig,
+    generator: torch.Generator,
+) -> Tensor:
+    """[C, H, W] Watch Your Steps masks: per-view relevance maps lifted to a 3D field, rendered, thresholded.
+
+    The field makes the masks agree across views; it is stored in the scene's `relevance` channel.
+    """
+    maps = torch.cat(
+        [
+            editor.relevance(prerenders[i : i + config.edit_batch], instruction, generator)
+            for i in range(0, len(prerenders), config.edit_batch)
+        ]
+    )
+    scene.lift_channel(RELEVANCE_CHANNEL, cameras, maps.to(scene.device))
+    field = scene.render(cameras, channels=[RELEVANCE_CHANNEL]).channels[RELEVANCE_CHANNEL]
+    return (field > config.relevance_threshold).float()
+
+
+def turn_masks(
+    scene: Scene,
+    cameras: Cameras,
+    prerenders: Tensor,
+    turn: Turn,
+    config: EditConfig,
+    editor: ImageEditor,
+    segmenter: ImageSegmenter | None,
+    generator: torch.Generator,
+) -> Tensor:
+    """[C, H, W] in [0, 1]: where this turn may edit each view (before feathering)."""
+    kind = config.segmenter
+    if kind == "none":
+        masks = torch.ones(prerenders.shape[:3], device=prerenders.device)
+    elif kind == "relevance":
+        masks = relevance_masks(scene, cameras, prerenders, turn.instruction, editor, config, generator)
+    elif kind == "labels":
+        query = turn.target or turn.instruction
+        masks = label_masks(scene, cameras, query, "--target" if turn.target else "the instruction")
+    elif kind == "adss":
+        if segmenter is None:
+            raise GseditError("--segmenter adss needs the ADSS models (see --sam-checkpoint).")
+        masks = segmenter.segment(prerenders, turn.target or turn.instruction)
+    else:
+        raise GseditError(f"Unknown segmenter '{kind}': use labels, adss, relevance or none.")
+    if turn.keep:
+        masks = masks.to(prerenders.device) * (1 - _keep_masks(scene, cameras, prerenders, turn.keep, kind, segmenter))
+    return masks.to(prerenders.device).float()
+
+
+def _keep_masks(scene, cameras, prerenders, query: str, kind: str, segmenter) -> Tensor:
+    if kind == "adss" and segmenter is not None:
+        return segmenter.segment(prerenders, query).to(prerenders.device)
+    if scene.label_names():
+        return label_masks(scene, cameras, query, "--keep").to(prerenders.device)
+    raise GseditError(
+        f"--keep '{query}' needs a segmenter that finds it: --segmenter adss, or a labelled scene."
+    )
