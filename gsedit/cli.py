@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -123,6 +121,36 @@ class Edit:
 
 
 @dataclass
+class Fit:
+    """Fits a 3DGS scene to posed images (the 3DGS recipe: Adam, L1 + D-SSIM, densification)."""
+
+    images: Positional[Path]
+    """Folder of images named like the cameras (png/jpg); a uniform downscale of them is fine."""
+    cameras: str
+    """INRIA cameras.json, transforms.json or a COLMAP model folder."""
+    out: Path = Path("scene.ply")
+    iters: int = 7000
+    points: int = 20_000
+    """Initial Gaussians, spread in the region the cameras look at."""
+    backend: Literal["3dgs"] = "3dgs"
+    device: Device = "auto"
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.cameras.formats import load_cameras
+        from gsedit.progress import fit_progress
+        from gsedit.scene.fit import fit_scene, images_for_cameras, random_init
+
+        device = resolve_device(self.device)
+        images, cams = images_for_cameras(self.images, load_cameras(self.cameras))
+        scene = random_init(cams, self.points).to(device)
+        with fit_progress(self.quiet, self.iters) as on_step:
+            loss = fit_scene(scene, cams, images, self.iters, on_step)
+        path = scene.save_as(self.out)
+        print(f"fitted {len(scene):,} Gaussians (last loss {loss:.4f}) -> {path}")
+
+
+@dataclass
 class Undo:
     """Drops the last finished turn of a session."""
 
@@ -160,6 +188,7 @@ def _commands(method: str):
         Annotated[Info, subcommand("info")],
         Annotated[Render, subcommand("render")],
         Annotated[Edit, subcommand("edit", default=edit_default, description=Edit.__doc__ + f" Preset '{method}': {description}")],
+        Annotated[Fit, subcommand("fit")],
         Annotated[Undo, subcommand("undo")],
         Annotated[Demo, subcommand("demo")],
     ]

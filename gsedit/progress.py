@@ -80,3 +80,15 @@ def progress_display(quiet: bool) -> Iterator[Progress | None]:
         return
     with progress:
         yield progress
+
+
+@contextmanager
+def fit_progress(quiet: bool, total: int) -> Iterator:
+    """Yields an on_step(step, loss) callback drawing a progress bar (a no-op when quiet)."""
+    progress = make_progress(quiet)
+    if progress is None:
+        yield lambda step, loss: None
+        return
+    with progress:
+        task = progress.add_task("fit", total=total, edits=0, loss=float("nan"))
+        yield lambda step, loss: progress.update(task, completed=step, loss=loss)

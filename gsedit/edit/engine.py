@@ -157,23 +157,20 @@ def write_turn(folder: Path, scene: Scene, result: TurnResult, cameras: Cameras)
 
 
 def write_input_turn(session: Session, scene: Scene, cameras: Cameras, source: Path) -> None:
-    """turn_00: the input scene file as given (bit-exact), with its renders."""
+    """turn_00: the input scene file as given (bit-exact), its sidecars, and its renders."""
     import shutil
 
+    stem = Path(session.data["scene_file"]).stem
     with atomic_dir(session.turn_dir(0)) as tmp:
-        for path in [source, *sidecars(source)]:
-            target = tmp / (session.data["scene_file"] if path == source else _sidecar_name(path, source, session))
-            shutil.copy2(path, target)
+        shutil.copy2(source, tmp / session.data["scene_file"])
+        for sidecar in sidecars(source):
+            shutil.copy2(sidecar, tmp / (stem + sidecar.name[len(source.stem):]))
         save_images(tmp / "renders", scene.render(cameras).rgb)
 
 
 def sidecars(source: Path) -> list[Path]:
     """Files that travel with a scene file (the labels sidecar of a .ply)."""
-    labels = source.with_suffix(".labels.json")
+    from gsedit.scene.labels import labels_path
+
+    labels = labels_path(source)
     return [labels] if labels.exists() else []
-
-
-def _sidecar_name(path: Path, source: Path, session: Session) -> str:
-    stem = Path(session.data["scene_file"]).stem
-    return stem + path.name[len(source.stem):]
-

@@ -134,3 +134,92 @@ class GaussianTrainer(SceneTrainer):
         self.scene.params_changed()
         self.optimizers.clear()
 
+
+
+def images_for_cameras(folder, cameras: Cameras) -> tuple[Tensor, Cameras]:
+    """([C, H, W, 3] images of `folder` matched to the camera names, cameras at the images' size).
+
+    Images may be a uniform downscale of the cameras' size (images_2/ style folders): the cameras
+    are rescaled to them.
+    """
+    from pathlib import Path
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    from gsedit.errors import InputFileError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(folder, "images folder not found.")
+    files = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}}
+    missing = [n for n in cameras.names if Path(n).stem not in files]
+    if missing:
+        raise InputFileError(folder, f"no image for {len(missing)} camera(s), e.g. {missing[:3]}.")
+    arrays = []
+    for name in cameras.names:
+        array = np.asarray(iio.imread(files[Path(name).stem]))
+        if array.ndim == 2:
+            array = np.stack([array] * 3, axis=-1)
+        arrays.append(array[..., :3])
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise InputFileError(folder, f"images of different sizes {sorted(shapes)}: one size is needed.")
+    h, w = arrays[0].shape[:2]
+    if abs(w / cameras.width - h / cameras.height) > 0.02:
+        raise InputFileError(
+            folder, f"images are {w}x{h} but the cameras are {cameras.width}x{cameras.height}: not a uniform scale."
+        )
+    scale = 255.0 if arrays[0].dtype == np.uint8 else 65535.0
+    images = torch.from_numpy(np.stack(arrays).astype(np.float32) / scale)
+    return images, cameras.resized(w, h)
+
+
+def look_at_centre(cameras: Cameras) -> Tensor:
+    """[3] the point closest (least squares) to every camera's optical axis."""
+    c2w = cameras.camtoworlds
+    origins, dirs = c2w[:, :3, 3], c2w[:, :3, 2]
+    projector = torch.eye(3) - dirs[:, :, None] * dirs[:, None, :]  # [C, 3, 3]
+    a = projector.sum(0)
+    b = (projector @ origins[:, :, None]).sum(0)
+    return torch.linalg.lstsq(a, b).solution[:, 0]
+
+
+def random_init(cameras: Cameras, count: int, seed: int = 0) -> "GaussianScene":
+    """Gaussians spread uniformly in the region all cameras look at (no point cloud needed)."""
+    from gsedit.scene.gaussian_scene import GaussianScene
+    from gsedit.scene.gaussians import Gaussians
+
+    gen = torch.Generator().manual_seed(seed)
+    cameras = cameras.to("cpu")
+    centre = look_at_centre(cameras)
+    distance = (cameras.centers - centre).norm(dim=1).mean()
+    half_fov = torch.atan(cameras.width / (2 * cameras.Ks[:, 0, 0])).mean()
+    extent = float(distance * torch.tan(half_fov))
+    means = centre + (torch.rand(count, 3, generator=gen) * 2 - 1) * extent
+    spacing = extent * 2 / count ** (1 / 3)
+    gaussians = Gaussians(
+        means=means,
+        scales=torch.full((count, 3), float(torch.log(torch.tensor(spacing * 0.5)))),
+        quats=torch.tensor([1.0, 0, 0, 0]).repeat(count, 1),
+        opacities=torch.full((count,), float(torch.logit(torch.tensor(0.1)))),
+        sh0=torch.rand(count, 1, 3, generator=gen) * 0.2 - 0.1,
+        shN=torch.zeros(count, 0, 3),
+    )
+    return GaussianScene(gaussians)
+
+
+def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None):
+    """Optimises `scene` on random views of `images` [C, H, W, 3] for `steps` steps; returns the last loss."""
+    cameras = cameras.to(scene.device)
+    images = images.to(scene.device)
+    trainer = scene.trainer(steps)
+    gen = torch.Generator().manual_seed(0)
+    loss = float("nan")
+    for step in range(steps):
+        view = int(torch.randint(len(cameras), (1,), generator=gen))
+        loss = trainer.step(cameras[view], images[view : view + 1])
+        if on_step is not None:
+            on_step(step + 1, loss)
+    trainer.finish()
+    return loss

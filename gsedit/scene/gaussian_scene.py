@@ -73,10 +73,14 @@ class GaussianScene(Scene):
         return cls(gaussians.to(device), read_labels(path), config)
 
     def save(self, folder: Path) -> Path:
+        return self.save_as(Path(folder) / self.filename)
+
+    def save_as(self, path: Path) -> Path:
+        """Writes the scene to the .ply `path` (and its labels sidecar when labelled)."""
         from gsedit.scene.labels import write_labels
         from gsedit.scene.ply import write_ply
 
-        path = Path(folder) / self.filename
+        path = Path(path)
         write_ply(self.gaussians.to("cpu"), path)
         if self.labels:
             write_labels(path, self.labels)
