@@ -21,8 +21,14 @@ class InputFileError(GseditError):
 class ModelMissingError(GseditError):
     """A model's weights are neither in a local folder nor in the Hugging Face cache."""
 
-    def __init__(self, what: str, model_id: str, option: str, detail: str = ""):
+    def __init__(self, what: str, model_id: str, option: str, detail: str = "", hub: bool = True):
+        """`hub=False` for weights that are plain files (SAM, Real-ESRGAN, GFPGAN, torchvision)."""
         self.model_id = model_id
+        if not hub:
+            super().__init__(
+                f"The {what} weights '{model_id}' are missing: {detail}. Pass the file with {option} PATH."
+            )
+            return
         msg = (
             f"The {what} model '{model_id}' is not available: it is not a local folder and "
             f"not in the Hugging Face cache (HF_HOME={_hf_home()}), and downloading is off or "
