@@ -105,7 +105,7 @@ class GaussianTrainer(SceneTrainer):
         out = self.scene.rasterize(cameras)
         rgb = out.colors[..., :3]
         l1 = (rgb - targets).abs().mean()
-        loss = (1 - self.config.ssim_lambda) * l1 + self.config.ssim_lambda * (1 - ssim(rgb, targets))
+        loss = (1 - self.config.ssim_lambda) * l1 + self.config.ssim_lambda * (1 - ssim(rgb, targets).mean())
         self.strategy.step_pre_backward(
             self.scene.params, self.optimizers, self.strategy_state, self.step_index, out.info
         )
