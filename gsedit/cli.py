@@ -11,6 +11,10 @@ import tyro
 from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, subcommand
 
 from gsedit.edit.config import EditConfig, load_preset
+from gsedit.edit.refine import RefineConfig
+from gsedit.metrics.evaluate import EvalConfig
+from gsedit.models.adss import ADSSConfig
+from gsedit.models.ip2p import IP2PConfig
 from gsedit.errors import GseditError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -106,13 +110,17 @@ class Edit:
     resume: bool = False
     """Continue the session in --out from its last finished turn (with any new --turn appended)."""
     device: Device = "auto"
-    ip2p_model: str = "timbrooks/instruct-pix2pix"
-    """InstructPix2Pix: a local diffusers folder or a Hugging Face id."""
-    sam_checkpoint: Path | None = None
-    """ADSS: the SAM checkpoint file (.pth)."""
+    refine: bool = False
+    """Run the super-resolution refine stage after the last turn (settings: --sr.*)."""
     quiet: bool = False
     """No progress display (the JSON-lines log in the session is still written)."""
     settings: OmitArgPrefixes[EditConfig] = field(default_factory=EditConfig)
+    ip2p: IP2PConfig = field(default_factory=IP2PConfig)
+    """InstructPix2Pix (--editor ip2p)."""
+    adss: OmitArgPrefixes[ADSSConfig] = field(default_factory=ADSSConfig)
+    """ADSS segmenter (--segmenter adss, and --keep queries)."""
+    sr: RefineConfig = field(default_factory=RefineConfig)
+    """Refine stage (--refine)."""
 
     def run(self) -> None:
         from gsedit.edit.run import run_edit_command
@@ -151,6 +159,72 @@ class Fit:
 
 
 @dataclass
+class Refine:
+    """Super-resolves every view of the last turn (Real-ESRGAN, GFPGAN on faces) and fine-tunes on them."""
+
+    session: Positional[Path]
+    sr: RefineConfig = field(default_factory=RefineConfig)
+    face_segmenter: Literal["none", "adss"] = "none"
+    """Find faces with ADSS (query --sr.face-query) when no --sr.face-masks folder is given."""
+    adss: OmitArgPrefixes[ADSSConfig] = field(default_factory=ADSSConfig)
+    device: Device = "auto"
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.edit.run import run_refine_command
+
+        run_refine_command(self.session, self.sr, self.face_segmenter, self.adss,
+                           resolve_device(self.device), self.quiet)
+
+
+@dataclass
+class Eval:
+    """Metrics of every turn (and the refine) -> DIR/metrics.json and a table."""
+
+    session: Positional[Path]
+    settings: OmitArgPrefixes[EvalConfig] = field(default_factory=EvalConfig)
+    device: Device = "auto"
+
+    def run(self) -> None:
+        from gsedit.metrics.evaluate import evaluate_session, format_table
+        from gsedit.progress import console
+        from gsedit.report import write_report
+        from gsedit.edit.session import Session
+
+        device = resolve_device(self.device)
+        metrics = evaluate_session(self.session, self.settings, device,
+                                   load_scene=lambda p: load_scene_file(p, device))
+        console.print(format_table(metrics))
+        for entry in metrics.get("unavailable", []):
+            console.print(f"[yellow]unavailable[/] {entry['metric']}: {entry['reason']}", highlight=False)
+        write_report(Session.open(self.session))
+        console.print(f"metrics: {Path(self.session) / 'metrics.json'}")
+
+
+@dataclass
+class Segment:
+    """ADSS open-set segmentation of images: a mask and an overlay per image."""
+
+    inputs: Positional[list[Path]]
+    """Image files or folders of images."""
+    query: str
+    """What to segment, e.g. "the man's face"."""
+    out: Path = Path("masks")
+    keep: bool = False
+    """Write the inverse mask (what must stay unchanged), as for additive edits."""
+    adss: OmitArgPrefixes[ADSSConfig] = field(default_factory=ADSSConfig)
+    device: Device = "auto"
+
+    def run(self) -> None:
+        from gsedit.models.adss import ADSS
+        from gsedit.models.segment_files import segment_paths
+
+        segmenter = ADSS.from_pretrained(self.adss, resolve_device(self.device))
+        written = segment_paths(list(self.inputs), self.query, self.keep, self.out, segmenter)
+        print(f"wrote {len(written)} files to {self.out}")
+
+
+@dataclass
 class Undo:
     """Drops the last finished turn of a session."""
 
@@ -168,7 +242,7 @@ class Demo:
     """Offline demo: a synthetic labelled scene, two turns with the synthetic editor, a report."""
 
     out: Path = Path("gsedit_demo")
-    iters: int = 300
+    iters: int = 200
     """Optimisation steps per turn."""
     size: int = 96
     """Image size of the demo cameras (pixels)."""
@@ -190,6 +264,9 @@ def _commands(method: str):
         Annotated[Edit, subcommand("edit", default=edit_default, description=Edit.__doc__ + f" Preset '{method}': {description}")],
         Annotated[Fit, subcommand("fit")],
         Annotated[Undo, subcommand("undo")],
+        Annotated[Segment, subcommand("segment")],
+        Annotated[Refine, subcommand("refine")],
+        Annotated[Eval, subcommand("eval")],
         Annotated[Demo, subcommand("demo")],
     ]
 

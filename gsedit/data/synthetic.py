@@ -27,7 +27,7 @@ class SyntheticObject:
 def default_objects() -> list[SyntheticObject]:
     # z is up; the objects stand on the floor at z = 0
     return [
-        SyntheticObject("floor", "floor", (0.0, 0.0, 0.0), 1.6, (0.55, 0.55, 0.52)),
+        SyntheticObject("floor", "floor", (0.0, 0.0, 0.0), 1.1, (0.55, 0.55, 0.52)),
         SyntheticObject("cube", "cube", (-0.55, -0.25, 0.3), 0.3, (0.15, 0.35, 0.85)),
         SyntheticObject("sphere", "sphere", (0.5, -0.3, 0.32), 0.32, (0.2, 0.75, 0.25)),
         SyntheticObject("cylinder", "cylinder", (0.0, 0.6, 0.35), 0.22, (0.9, 0.85, 0.8)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from gsedit.edit.engine import Engine, write_input_turn
@@ -30,8 +31,42 @@ def make_turns(instructions: list[str], targets: list[str], keeps: list[str]) ->
     return [Turn(t, g, k) for t, g, k in zip(instructions, per_turn(targets, n, "--target"), per_turn(keeps, n, "--keep"))]
 
 
-def build_editor(name: str, device, ip2p_model: str):
-    if name == "synthetic":
+def config_from_dict(cls, data: dict):
+    """A (nested) config dataclass from its `dataclasses.asdict` form, as session.json stores it."""
+    import typing
+
+    hints = typing.get_type_hints(cls, include_extras=False)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            value = config_from_dict(kind, value)
+        elif value is not None and (kind is Path or Path in typing.get_args(kind)):
+            value = Path(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def plugin_settings(args) -> dict:
+    """What session.json records about the plug-ins, so --resume rebuilds the same ones."""
+    return {
+        "editor": args.editor,
+        "ip2p": dataclasses.asdict(args.ip2p),
+        "adss": _jsonable(dataclasses.asdict(args.adss)),
+    }
+
+
+def _jsonable(data):
+    if isinstance(data, dict):
+        return {k: _jsonable(v) for k, v in data.items()}
+    return str(data) if isinstance(data, Path) else data
+
+
+def build_editor(plugins: dict, device):
+    if plugins["editor"] == "synthetic":
         from gsedit.models.synthetic import SyntheticEditor
 
         console.print(
@@ -42,16 +77,25 @@ def build_editor(name: str, device, ip2p_model: str):
         return SyntheticEditor()
     from gsedit.models.ip2p import IP2PConfig, IP2PEditor
 
-    return IP2PEditor.from_pretrained(IP2PConfig(model=ip2p_model), device)
+    return IP2PEditor.from_pretrained(config_from_dict(IP2PConfig, plugins["ip2p"]), device)
 
 
-def build_segmenter(kind: str, device, sam_checkpoint: Path | None):
-    if kind != "adss":
-        return None
+def build_adss(settings: dict, device):
     from gsedit.models.adss import ADSS, ADSSConfig
 
-    config = ADSSConfig() if sam_checkpoint is None else ADSSConfig(sam_checkpoint=str(sam_checkpoint))
-    return ADSS.from_pretrained(config, device)
+    return ADSS.from_pretrained(config_from_dict(ADSSConfig, settings), device)
+
+
+def needs_adss(session: Session) -> bool:
+    return session.settings.segmenter == "adss" or (
+        any(r.keep for r in session.pending()) and not _labelled_input(session)
+    )
+
+
+def _labelled_input(session: Session) -> bool:
+    from gsedit.scene.labels import labels_path
+
+    return labels_path(session.scene_path(0)).exists()
 
 
 def start_or_resume(args, device) -> Session:
@@ -79,11 +123,10 @@ def start_or_resume(args, device) -> Session:
         cameras=_absolute_spec(args.cameras),
         method=args.method,
         settings=args.settings,
-        plugins={"editor": args.editor, "ip2p_model": args.ip2p_model,
-                 "sam_checkpoint": None if args.sam_checkpoint is None else str(args.sam_checkpoint)},
+        plugins=plugin_settings(args),
     )
     session.add_turns(turns)
-    cameras = _cameras(session, scene)
+    cameras = session_cameras(session, scene)
     write_input_turn(session, scene, cameras, Path(args.scene))
     return session
 
@@ -92,7 +135,8 @@ def _absolute_spec(spec: str) -> str:
     return spec if spec.startswith("orbit:") else str(Path(spec).resolve())
 
 
-def _cameras(session: Session, scene):
+def session_cameras(session: Session, scene):
+    """The session's cameras at its training resolution, on the scene's device."""
     from gsedit.cameras.formats import load_cameras
 
     cams = load_cameras(session.data["cameras"], bounds=scene.bounds())
@@ -105,12 +149,11 @@ def run_edit_command(args) -> Session:
     device = resolve_device(args.device)
     session = start_or_resume(args, device)
     plugins = session.data["plugins"]
-    editor = build_editor(plugins["editor"], device, plugins["ip2p_model"])
-    sam = plugins.get("sam_checkpoint")
-    segmenter = build_segmenter(session.settings.segmenter, device, Path(sam) if sam else None)
+    editor = build_editor(plugins, device)
+    segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
     engine = Engine(
         load_scene=lambda path: load_scene_file(path, device),
-        cameras_for=lambda scene: _cameras(session, scene),
+        cameras_for=lambda scene: session_cameras(session, scene),
         editor=editor,
         segmenter=segmenter,
     )
@@ -119,7 +162,10 @@ def run_edit_command(args) -> Session:
         finished = engine.run(session)
     for record in finished:
         console.print(f"turn {record.index} done in {record.seconds:.1f} s → {session.turn_dir(record.index)}")
-    _write_report(session)
+    if args.refine:
+        run_refine_command(session.folder, args.sr, "none", args.adss, device, args.quiet)
+    else:
+        _write_report(session)
     return session
 
 
@@ -128,4 +174,18 @@ def _write_report(session: Session) -> None:
 
     path = write_report(session)
     console.print(f"report: {path}")
+
+
+def run_refine_command(folder: Path, config, face_segmenter: str, adss_config, device, quiet: bool) -> Path:
+    from gsedit.cli import load_scene_file
+    from gsedit.edit.refine import run_refine
+    from gsedit.progress import fit_progress
+
+    segmenter = build_adss(dataclasses.asdict(adss_config), device) if face_segmenter == "adss" else None
+    with fit_progress(quiet, config.iters) as on_step:
+        refined = run_refine(folder, config, device, lambda p: load_scene_file(p, device), segmenter,
+                             on_step=on_step)
+    console.print(f"refined scene: {refined}")
+    _write_report(Session.open(folder))
+    return refined
 

@@ -51,7 +51,7 @@ class EnhanceConfig:
 
 def load_sr_model(
     path: str | Path | None,
-    option: str = "--refine.realesrgan-weights",
+    option: str = "--sr.realesrgan-weights",
     device: str | torch.device = "cpu",
 ):
     """Loads a super-resolution or face-restoration weights file with spandrel.
@@ -91,7 +91,7 @@ def load_sr_model(
 
 def load_enhancers(cfg: EnhanceConfig, device: str | torch.device = "cpu"):
     """(Real-ESRGAN, GFPGAN or None) descriptors of `cfg`, each checked to be the right kind of model."""
-    sr = load_sr_model(cfg.realesrgan_weights, "--refine.realesrgan-weights", device)
+    sr = load_sr_model(cfg.realesrgan_weights, "--sr.realesrgan-weights", device)
     if sr.purpose not in _SR_PURPOSES:
         raise InputFileError(
             cfg.realesrgan_weights,
@@ -99,7 +99,7 @@ def load_enhancers(cfg: EnhanceConfig, device: str | torch.device = "cpu"):
         )
     if cfg.gfpgan_weights is None:
         return sr, None
-    face = load_sr_model(cfg.gfpgan_weights, "--refine.gfpgan-weights", device)
+    face = load_sr_model(cfg.gfpgan_weights, "--sr.gfpgan-weights", device)
     if face.architecture.id != _FACE_ARCH:
         raise InputFileError(
             cfg.gfpgan_weights, f"a {face.architecture.id} ({face.purpose}) model, not GFPGAN"

@@ -286,7 +286,7 @@ class IP2PEditor(ImageEditor):
                 if local:
                     raise InputFileError(folder, f"cannot load {subfolder}/: {detail}") from None
                 raise ModelMissingError(
-                    "InstructPix2Pix", config.model, "--ip2p-model", detail
+                    "InstructPix2Pix", config.model, "--ip2p.model", detail
                 ) from None
 
         # the scheduler's small json first: a missing model fails before any weights load

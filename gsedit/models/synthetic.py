@@ -9,7 +9,8 @@ reproduces a real editor's known faults on purpose:
 - view-to-view inconsistency: every call draws its own colour and brightness jitter;
 - forgetting: the edit is built from the *condition* image, so conditioning on the turn-0 images
   (Instruct-NeRF2NeRF) brings back what earlier turns changed;
-- the noise level t blends the input toward the edit (t = 0 keeps the input, t = 1 is a full edit).
+- the noise level t blends the input toward the edit with strength min(1, 2t): like InstructPix2Pix,
+  little noise keeps the input and from half-way noise on the edit is complete.
 
 It "sees" objects the way a person would describe them here: by colour. `calibrate` gives it each
 object's colour in the scene (from a labelled scene's renders); an object that was recoloured is
@@ -154,8 +155,8 @@ class SyntheticEditor(ImageEditor):
         jitter = torch.randn(b, 1, 1, 3, generator=generator).to(images) * self.config.inconsistency
         brightness = 1 + torch.randn(b, 1, 1, 1, generator=generator).to(images) * self.config.inconsistency
         edited = (self._recolour(conditions, masks, colour) + jitter * masks[..., None]) * brightness
-        t = noise_levels.to(images).reshape(b, 1, 1, 1)
-        out = ((1 - t) * images + t * edited).clamp(0, 1)
+        strength = (2 * noise_levels.to(images)).clamp(max=1).reshape(b, 1, 1, 1)
+        out = ((1 - strength) * images + strength * edited).clamp(0, 1)
         if regions is not None:
             keep = regions.to(images)[..., None]
             out = keep * out + (1 - keep) * images

@@ -60,9 +60,9 @@ def test_tiled_upscale_equals_untiled_with_enough_overlap(weights, name):
 def test_missing_weights_name_file_and_option(tmp_path):
     missing = tmp_path / "RealESRGAN_x4plus.pth"
     with pytest.raises(ModelMissingError, match="RealESRGAN_x4plus.pth") as err:
-        load_sr_model(missing, option="--refine.realesrgan-weights")
-    assert "--refine.realesrgan-weights" in str(err.value)
-    with pytest.raises(ModelMissingError, match="--refine.realesrgan-weights"):
+        load_sr_model(missing, option="--sr.realesrgan-weights")
+    assert "--sr.realesrgan-weights" in str(err.value)
+    with pytest.raises(ModelMissingError, match="--sr.realesrgan-weights"):
         load_enhancers(EnhanceConfig())
 
 

@@ -236,7 +236,7 @@ def test_missing_model_offline_raises_model_missing(monkeypatch):
     model_id = "gsedit-tests/no-such-ip2p-model"
     with pytest.raises(ModelMissingError) as err:
         IP2PEditor.from_pretrained(IP2PConfig(model=model_id), "cpu")
-    assert model_id in str(err.value) and "--ip2p-model" in str(err.value)
+    assert model_id in str(err.value) and "--ip2p.model" in str(err.value)
 
 
 def test_incomplete_local_folder_is_an_input_error(model_dir, tmp_path):

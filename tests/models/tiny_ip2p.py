@@ -7,7 +7,7 @@ padding to multiples of 8 runs as it does on the real model; the scheduler folde
 Euler-ancestral config like the hub model's, which gsedit reads as a DDIM schedule.
 
 Reuse: `from tiny_ip2p import save_tiny_ip2p` in tests under tests/models/, or
-`python tests/models/tiny_ip2p.py OUT_DIR` to get a folder for `--ip2p-model OUT_DIR`.
+`python tests/models/tiny_ip2p.py OUT_DIR` to get a folder for `--ip2p.model OUT_DIR`.
 """
 
 from __future__ import annotations

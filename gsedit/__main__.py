@@ -1,0 +1,3 @@
+from gsedit.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,172 @@
+"""The command-line contract of DESIGN.md, checked from outside on files gsedit did not write."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import plyfile
+import pytest
+import torch
+
+from gsedit.cli import main
+from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene, write_synthetic_scene
+from gsedit.scene.gaussians import SH_C0
+
+SIZE = 32
+
+
+def small_config() -> SyntheticSceneConfig:
+    return SyntheticSceneConfig(points_per_object=150, seed=1)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("labelled")
+    cams = write_synthetic_scene(folder / "scene.ply", small_config(), n_cameras=4, size=SIZE)
+    return folder / "scene.ply", cams
+
+
+def write_foreign_scene(folder: Path) -> tuple[Path, Path]:
+    """A scene and cameras as the INRIA 3DGS code writes them: SH degree 3, no labels, raw quaternions."""
+    g, _ = make_synthetic_scene(small_config())
+    n = len(g)
+    rgb = g.sh0[:, 0, :] * SH_C0 + 0.5
+    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    names += [f"f_rest_{i}" for i in range(45)] + ["opacity", "scale_0", "scale_1", "scale_2"]
+    names += ["rot_0", "rot_1", "rot_2", "rot_3"]
+    data = np.zeros(n, dtype=[(name, "f4") for name in names])
+    for i, axis in enumerate("xyz"):
+        data[axis] = g.means[:, i].numpy()
+        data[f"scale_{i}"] = g.scales[:, i].numpy()
+    for c in range(3):
+        data[f"f_dc_{c}"] = ((rgb[:, c] - 0.5) / SH_C0).numpy()
+        data[f"f_rest_{c * 15}"] = 0.01  # a little view dependence in band 1
+    for i in range(4):
+        data[f"rot_{i}"] = (g.quats[:, i] * 3.0).numpy()  # unnormalised, as trained files are
+    data["opacity"] = g.opacities.numpy()
+    path = folder / "point_cloud.ply"
+    plyfile.PlyData([plyfile.PlyElement.describe(data, "vertex")]).write(str(path))
+    cams = []
+    for i in range(4):
+        angle = 2 * math.pi * i / 4
+        centre = np.array([2.5 * math.cos(angle), 2.5 * math.sin(angle), 1.2])
+        forward = -centre / np.linalg.norm(centre)
+        right = np.cross(forward, [0, 0, 1.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        rotation = np.stack([right, down, forward], axis=1)  # camera-to-world, OpenCV axes
+        cams.append({"id": i, "img_name": f"view{i}", "width": SIZE, "height": SIZE,
+                     "position": centre.tolist(), "rotation": rotation.tolist(), "fx": 30.0, "fy": 30.0})
+    cams_path = folder / "cameras.json"
+    cams_path.write_text(json.dumps(cams))
+    return path, cams_path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gsedit", *map(str, args)], capture_output=True, text=True)
+
+
+def test_info_describes_the_scene(labelled, capsys):
+    scene, _ = labelled
+    assert main(["info", str(scene)]) == 0
+    out = capsys.readouterr().out
+    assert "gaussians:   750" in out and "sh degree:   0" in out
+    assert "extras:      label" in out and "2=sphere" in out
+
+
+def test_render_writes_one_png_per_view_and_a_sheet(labelled, tmp_path):
+    import imageio.v3 as iio
+
+    scene, cams = labelled
+    assert main(["render", str(scene), "--cameras", str(cams), "--out", str(tmp_path), "--channels", "rgb,label", "--device", "cpu"]) == 0
+    rgb = sorted((tmp_path / "rgb").glob("*.png"))
+    assert len(rgb) == 4 and len(list((tmp_path / "label").glob("*.png"))) == 4
+    image = iio.imread(rgb[0])
+    assert image.shape == (SIZE, SIZE, 3) and image.std() > 5  # something was drawn
+    assert (tmp_path / "rgb_sheet.png").is_file()
+
+
+def test_edit_on_a_foreign_sh3_scene_writes_the_session_of_the_design(tmp_path):
+    scene, cams = write_foreign_scene(tmp_path)
+    out = tmp_path / "D"
+    result = run_cli("edit", scene, "--cameras", cams, "--turn", "make the sphere red", "--turn",
+                     "make the cube yellow", "--out", out, "--editor", "synthetic", "--device", "cpu",
+                     "--iters", "6", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "stand-in" in result.stderr  # the synthetic editor is never presented as the real thing
+    session = json.loads((out / "session.json").read_text())
+    assert [t["status"] for t in session["turns"]] == ["done", "done"]
+    assert (out / "turn_00" / "scene.ply").read_bytes() == scene.read_bytes()
+    inria = [p.name for p in plyfile.PlyData.read(str(scene))["vertex"].properties]
+    for k in (1, 2):
+        turn = out / f"turn_{k:02d}"
+        written = plyfile.PlyData.read(str(turn / "scene.ply"))["vertex"]
+        names = [p.name for p in written.properties]
+        assert names[: len(inria)] == inria and set(names[len(inria):]) <= {"relevance"}
+        assert all(p.val_dtype in ("f4", "float32") for p in written.properties)
+        assert len(list((turn / "renders").glob("*.png"))) == 4
+        assert len(list((turn / "masks").glob("*.png"))) == 4
+    assert (out / "report.html").is_file() and (out / "log.jsonl").is_file()
+
+
+def test_resume_appends_a_turn_and_undo_drops_it(labelled, tmp_path):
+    scene, cams = labelled
+    out = tmp_path / "S"
+    common = ["--editor", "synthetic", "--device", "cpu", "--iters", "4", "--quiet", "--segmenter", "labels"]
+    assert main(["edit", str(scene), "--cameras", str(cams), "--turn", "make the sphere red", "--out", str(out), *common]) == 0
+    assert main(["edit", "--out", str(out), "--resume", "--turn", "make the cube yellow", "--quiet"]) == 0
+    assert (out / "turn_02" / "scene.ply").is_file()
+    assert main(["undo", str(out)]) == 0
+    assert not (out / "turn_02").exists() and (out / "turn_01").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "nope"], "Unknown method preset 'nope'"),
+        (["--turn", "  "], "empty instruction"),
+        (["--segmenter", "labels", "--target", "the dragon"], "No object of the scene is named in --target"),
+        (["--turn", "give the sphere a hat"], "only understands"),
+    ],
+)
+def test_bad_edit_input_gives_one_paragraph_and_no_traceback(labelled, tmp_path, args, message):
+    scene, cams = labelled
+    base = ["edit", scene, "--cameras", cams, "--out", tmp_path / "x", "--editor", "synthetic",
+            "--device", "cpu", "--iters", "2", "--quiet"]
+    if "--turn" not in args:
+        base += ["--turn", "make the sphere red"]
+    result = run_cli(*base, *args)
+    assert result.returncode != 0
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"hello", "not a PLY"), (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n", "")],
+)
+def test_broken_scene_files_are_refused_with_the_file_named(tmp_path, content, message):
+    bad = tmp_path / "bad.ply"
+    bad.write_bytes(content)
+    result = run_cli("info", bad)
+    assert result.returncode == 1 and str(bad) in " ".join(result.stderr.split()).replace("\n", "")
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_malformed_cameras_are_refused(labelled, tmp_path):
+    scene, _ = labelled
+    cams = tmp_path / "cameras.json"
+    cams.write_text('[{"id": 0, "width": 32}]')
+    result = run_cli("render", scene, "--cameras", cams, "--out", tmp_path / "r", "--device", "cpu")
+    assert result.returncode == 1 and "cameras.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_subcommand_has_help():
+    for command in ["info", "render", "edit", "undo", "demo", "fit"]:
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage" in result.stdout.lower(), command
