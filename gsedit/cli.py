@@ -112,6 +112,11 @@ class Edit:
     device: Device = "auto"
     refine: bool = False
     """Run the super-resolution refine stage after the last turn (settings: --sr.*)."""
+    view: bool = False
+    """Show the scene updating live in a web viewer (viser) while it trains."""
+    view_port: int = 8080
+    turntable: bool = False
+    """Write renders/turntable.mp4 (and before_after.mp4) for every finished turn."""
     quiet: bool = False
     """No progress display (the JSON-lines log in the session is still written)."""
     settings: OmitArgPrefixes[EditConfig] = field(default_factory=EditConfig)
@@ -225,6 +230,42 @@ class Segment:
 
 
 @dataclass
+class View:
+    """Web viewer (viser) of a session (turn slider, before/after, masks, relevance) or of one .ply."""
+
+    path: Positional[Path]
+    port: int = 8080
+    host: str = "127.0.0.1"
+    max_side: int | None = None
+    """Longest side of the rendered view (default: 256 px on CPU, 1024 on CUDA)."""
+    device: Device = "auto"
+
+    def run(self) -> None:
+        from gsedit.viewer import run_viewer
+
+        viewer = run_viewer(self.path, port=self.port, max_side=self.max_side,
+                            device=resolve_device(self.device), host=self.host)
+        print(f"viewer at {viewer.url} (Ctrl-C to stop)")
+        viewer.serve_forever()
+
+
+@dataclass
+class Batch:
+    """Runs the edit sessions of JOBS.yaml on Ray (a local instance by default); a summary table at the end."""
+
+    jobs: Positional[Path]
+    address: str | None = None
+    """Ray cluster: "auto", HOST:PORT or ray://HOST:PORT; default: start a local one."""
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.batch import run_batch
+
+        if run_batch(self.jobs, self.address, self.quiet):
+            raise GseditError("some jobs failed: see the table above.")
+
+
+@dataclass
 class Undo:
     """Drops the last finished turn of a session."""
 
@@ -264,6 +305,8 @@ def _commands(method: str):
         Annotated[Edit, subcommand("edit", default=edit_default, description=Edit.__doc__ + f" Preset '{method}': {description}")],
         Annotated[Fit, subcommand("fit")],
         Annotated[Undo, subcommand("undo")],
+        Annotated[View, subcommand("view")],
+        Annotated[Batch, subcommand("batch")],
         Annotated[Segment, subcommand("segment")],
         Annotated[Refine, subcommand("refine")],
         Annotated[Eval, subcommand("eval")],

@@ -48,6 +48,7 @@ def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
         editor="synthetic",
         device=str(device),
         quiet=quiet,
+        turntable=True,
         settings=replace(settings, iters=iters, **DEMO_OVERRIDES),
     )
     session = run_edit_command(args)

@@ -56,6 +56,9 @@ class TurnReporter:
     def turn_finished(self, record) -> None:
         self.log.write("turn_finished", **dataclasses.asdict(record))
 
+    def attach(self, scene, cameras) -> None:
+        """Nothing to show: the rich display follows the steps only."""
+
 
 def make_progress(quiet: bool) -> Progress | None:
     if quiet:

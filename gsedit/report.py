@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gsedit.atomic import atomic_path
+from gsedit.edit.refine import REFINED_DIR
 from gsedit.edit.session import Session, TurnRecord, turn_dirname
 from gsedit.errors import InputFileError
 from gsedit.scene.base import Scene
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
-REFINED_DIR = "refined"
 TURNTABLE = "renders/turntable.mp4"
 BEFORE_AFTER = "renders/before_after.mp4"
 
@@ -148,7 +148,9 @@ def _scene_link(session: Session, index: int, scene_file: str) -> str:
 def _metrics_section(metrics: dict | None) -> str:
     """The rows of metrics.json (turns, then refined), columns in the file's order; null is "—"."""
     if metrics is None:
-        return "<p class='note'>No metrics yet: `gsedit eval DIR` writes metrics.json.</p>"
+        return (
+            "<p class='note'>No metrics yet: <code>gsedit eval DIR</code> writes metrics.json.</p>"
+        )
     rows = [r for r in metrics.get("turns", []) if isinstance(r, dict)]
     if isinstance(metrics.get("refined"), dict):
         rows.append(metrics["refined"])

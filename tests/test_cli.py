@@ -167,6 +167,6 @@ def test_malformed_cameras_are_refused(labelled, tmp_path):
 
 
 def test_every_subcommand_has_help():
-    for command in ["info", "render", "edit", "undo", "demo", "fit"]:
+    for command in ["info", "render", "edit", "undo", "demo", "fit", "segment", "refine", "eval", "view", "batch"]:
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage" in result.stdout.lower(), command

@@ -25,6 +25,7 @@ class Reporter(Protocol):
     def turn_started(self, record: TurnRecord, total_steps: int) -> None: ...
     def step(self, progress: Progress) -> None: ...
     def turn_finished(self, record: TurnRecord) -> None: ...
+    def attach(self, scene: Scene, cameras: Cameras) -> None: ...
 
 
 @dataclass
@@ -90,6 +91,8 @@ class Engine:
     editor: ImageEditor
     segmenter: ImageSegmenter | None = None
     reporter: Reporter | None = None
+    after_turn: Callable[[Session, TurnRecord], None] | None = None
+    """Called once a turn's folder is complete (report, turntable videos)."""
 
     def run(self, session: Session) -> list[TurnRecord]:
         """Runs every pending turn; returns the records of the turns it finished."""
@@ -100,6 +103,8 @@ class Engine:
         original_scene = self.load_scene(session.scene_path(0))
         scene = self.load_scene(session.scene_path(first - 1))
         cameras = self.cameras_for(scene)
+        if self.reporter:
+            self.reporter.attach(scene, cameras)  # a live viewer shows the scene as it trains
         originals = original_scene.render(cameras).rgb
         finished = []
         for record in pending:
@@ -140,6 +145,8 @@ class Engine:
         session.update(record)
         if self.reporter:
             self.reporter.turn_finished(record)
+        if self.after_turn:
+            self.after_turn(session, record)
         return record
 
 

@@ -151,22 +151,44 @@ def run_edit_command(args) -> Session:
     plugins = session.data["plugins"]
     editor = build_editor(plugins, device)
     segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
+    load_scene = lambda path: load_scene_file(path, device)  # noqa: E731
     engine = Engine(
-        load_scene=lambda path: load_scene_file(path, device),
+        load_scene=load_scene,
         cameras_for=lambda scene: session_cameras(session, scene),
         editor=editor,
         segmenter=segmenter,
+        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable),
     )
+    if args.turntable:
+        _after_turn(session, None, load_scene, True)
+    live = None
     with progress_display(args.quiet) as progress:
-        engine.reporter = TurnReporter(progress, JsonLog(session.folder / "log.jsonl"))
+        reporter = TurnReporter(progress, JsonLog(session.folder / "log.jsonl"))
+        if args.view:
+            from gsedit.viewer import LiveViewer
+
+            live = LiveViewer.start(device, port=args.view_port, forward=reporter)
+            console.print(f"live viewer at {live.viewer.url}")
+            reporter = live
+        engine.reporter = reporter
         finished = engine.run(session)
     for record in finished:
         console.print(f"turn {record.index} done in {record.seconds:.1f} s → {session.turn_dir(record.index)}")
     if args.refine:
         run_refine_command(session.folder, args.sr, "none", args.adss, device, args.quiet)
-    else:
-        _write_report(session)
+    if live is not None:
+        console.print(f"edit finished; the viewer stays at {live.viewer.url} until Ctrl-C")
+        live.viewer.serve_forever()
     return session
+
+
+def _after_turn(session: Session, record, load_scene, turntable: bool) -> None:
+    """After every finished turn: its videos (if asked for) and a fresh report."""
+    if turntable:
+        from gsedit.report import write_turn_videos
+
+        write_turn_videos(session, 0 if record is None else record.index, load_scene)
+    _write_report(session)
 
 
 def _write_report(session: Session) -> None:

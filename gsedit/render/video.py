@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_path
@@ -195,11 +194,3 @@ def read_video(path: str | Path) -> np.ndarray:
     plugin = "FFMPEG" if path.suffix.lower() == ".mp4" else "pillow"
     frames = iio.imread(path, plugin=plugin, index=None)
     return np.asarray(frames)[..., :3]
-
-
-def scene_bounds_union(*scenes: Scene) -> tuple[Tensor, Tensor]:
-    """([3], [3]) the box holding every scene's bounds (one framing for before and after)."""
-    boxes = [s.bounds() for s in scenes]
-    lo = torch.stack([b[0].detach().cpu() for b in boxes]).min(0).values
-    hi = torch.stack([b[1].detach().cpu() for b in boxes]).max(0).values
-    return lo, hi

@@ -16,11 +16,10 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
+from gsedit.edit.refine import REFINED_DIR
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
 from gsedit.viewer.camera import up_direction
-
-REFINED_DIR = "refined"
 
 
 @dataclass

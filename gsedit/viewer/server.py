@@ -102,7 +102,10 @@ class Viewer:
         return f"http://{self.config.host}:{self.port}"
 
     def stop(self) -> None:
+        """Stops the render thread and the server (a second call does nothing)."""
         with self._wake:
+            if self._stopped:
+                return
             self._stopped = True
             self._wake.notify_all()
         self._thread.join(timeout=10)

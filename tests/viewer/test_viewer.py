@@ -32,8 +32,8 @@ from tests.viewer.tiny_session import SIZE, TURNS, VIEWS, make_tiny_session
 RED, BLUE = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
 
 
-def blobs(points, colours, radius: float = 0.03) -> GaussianScene:
-    """Round opaque Gaussians at `points` [N, 3] with `colours` [N, 3]."""
+def blobs(points, colours, radius: float = 0.03, extras=None) -> GaussianScene:
+    """Round opaque Gaussians at `points` [N, 3] with `colours` [N, 3] (and `extras` name -> [N])."""
     means = torch.tensor(np.asarray(points), dtype=torch.float32)
     n = len(means)
     return GaussianScene(
@@ -44,6 +44,7 @@ def blobs(points, colours, radius: float = 0.03) -> GaussianScene:
             opacities=torch.full((n,), 5.0),
             sh0=rgb_to_sh0(torch.tensor(colours, dtype=torch.float32))[:, None],
             shN=torch.zeros(n, 0, 3),
+            extras={k: torch.tensor(v, dtype=torch.float32) for k, v in (extras or {}).items()},
         )
     )
 
@@ -146,6 +147,26 @@ def test_warp_between_zoomed_cameras_is_the_affine_pixel_map():
     u = torch.arange(32) + 0.5
     expected = (u - 16) / 2 + 16  # source x of each destination pixel centre; bilinear is exact
     torch.testing.assert_close(out, expected.repeat(24, 1))
+
+
+def test_relevance_overlay_tints_only_relevant_gaussians():
+    from gsedit.viewer.frame import heat, render_frame
+
+    grey = (0.5, 0.5, 0.5)
+    scene = blobs([[-0.4, 0, 0], [0.4, 0, 0]], [grey, grey], 0.15, {"relevance": [1.0, 0.0]})
+    eye = np.array([0.0, -2.0, 0.0])
+    pose = ViewPose(matrix_to_quat(look_at(eye, [0, 0, 0])), eye, math.radians(50), 2.0)
+    camera = pose_to_cameras(pose, 64)
+    plain = render_frame(scene, camera, "none").astype(int)
+    tinted = render_frame(scene, camera, "relevance").astype(int)
+    np.testing.assert_array_equal(tinted[:, 32:], plain[:, 32:])  # relevance 0: untouched
+    column = int(32 - 0.4 * float(camera.Ks[0, 0, 0]) / 2)  # the relevant blob's centre
+    out = scene.render(camera, channels=["relevance"])
+    r = out.channels["relevance"][0, 16, column]
+    assert r > 0.9  # nearly opaque there
+    expected = (1 - 0.75 * r) * out.rgb[0, 16, column] + 0.75 * r * heat(r)  # towards white-hot
+    assert np.abs(tinted[16, column] - expected.numpy() * 255).max() <= 1
+    assert render_frame(blobs([[0, 0, 0]], [grey]), camera, "relevance").any()  # no channel: plain
 
 
 # -- what the viewer shows ------------------------------------------------------------------------

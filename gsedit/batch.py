@@ -1,0 +1,497 @@
+"""`gsedit batch JOBS.yaml`: many edit sessions, one Ray task each, on a local or remote Ray cluster.
+
+JOBS.yaml::
+
+    num_cpus: 1            # optional: CPU cores reserved per job (see BatchResources)
+    num_gpus: 1            # optional: GPUs reserved per job when the cluster has GPUs
+    defaults:              # optional: options every job starts from
+      method: gsedit
+      editor: ip2p
+      iters: 1500
+    jobs:
+      - scene: scenes/bear.ply         # required (a key of `defaults` counts)
+        cameras: scenes/cameras.json   # required: a path or orbit:N[@WxH]
+        turns: ["make the bear a panda", "give him a hat"]   # required
+        out: sessions/bear             # required, one folder per job
+        name: bear                     # optional, the summary's name (default: out's folder name)
+        keep: [null, "his face"]       # any `gsedit edit` option, as in the CLI:
+        sam_checkpoint: sam_vit_h.pth  #   edit settings and ADSS options flat, ip2p: / sr: nested
+
+Options are named as the `gsedit edit` flags, without dashes (`sam-checkpoint` and
+`sam_checkpoint` both work). Relative paths (scene, cameras, out, and path-valued options) are
+relative to the folder of JOBS.yaml; model ids are passed as written. On a cluster of several
+machines every path must be readable (and `out` writable) at the same place on every node.
+
+Each job is a session folder and runs with `gsedit edit`'s resume rules: a job whose session has
+finished all its turns is skipped, an interrupted one continues from its last finished turn, and
+turns added to the job in JOBS.yaml are appended. A session keeps the settings it was created with.
+A job that fails (bad input, missing model, a crash) is reported and the others carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+import traceback
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from gsedit.errors import GseditError, InputFileError
+
+RAY_MISSING = "gsedit batch needs Ray: `pip install ray` (or the gsedit[ray] extra)."
+#: keys of a job that are not `gsedit edit` options
+JOB_KEYS = ("name", "scene", "cameras", "turns", "out")
+#: job keys a `defaults:` mapping may not set: they must differ between jobs
+PER_JOB_KEYS = ("name", "out")
+#: `gsedit edit` options that are not part of a nested config
+EDIT_KEYS = ("method", "editor", "target", "keep", "device", "refine", "ip2p", "sr")
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass
+class BatchResources:
+    """What Ray reserves for each job (top-level keys of JOBS.yaml)."""
+
+    num_cpus: float = 1
+    """CPU cores per job; a job on CPU uses that many torch threads."""
+    num_gpus: float = 1
+    """GPUs per job when the cluster has GPUs and the job's device is not cpu (0.5 packs two a GPU)."""
+
+
+@dataclass
+class BatchJob:
+    """One validated job: its place in JOBS.yaml and the `gsedit edit` command that runs it."""
+
+    index: int
+    name: str
+    edit: Any  # gsedit.cli.Edit, with quiet=True (workers draw no progress bars)
+    threads: int = 1
+
+
+@dataclass
+class BatchPlan:
+    path: Path
+    jobs: list[BatchJob]
+    resources: BatchResources = field(default_factory=BatchResources)
+
+
+@dataclass
+class JobResult:
+    """How one job ended (a row of the summary)."""
+
+    name: str
+    status: Status
+    turns_done: int = 0
+    turns_total: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+# ----------------------------------------------------------------------------- JOBS.yaml
+
+
+class _Bad(Exception):
+    """A value of JOBS.yaml that does not fit; `load_jobs` adds the file and the job."""
+
+
+def load_jobs(path: Path) -> BatchPlan:
+    """Reads and validates JOBS.yaml up front; every problem names the file and the job's index.
+
+    Raises:
+        InputFileError: the file is missing, not YAML, or a job is malformed.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such jobs file (expected a YAML file with a `jobs:` list).")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"not valid YAML ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputFileError(path, f"expected a mapping with a `jobs:` list, found {_kind(data)}.")
+    unknown = sorted(set(data) - {"defaults", "jobs", *_fields(BatchResources)})
+    if unknown:
+        raise InputFileError(
+            path,
+            f"unknown top-level keys {unknown}; known: defaults, jobs, "
+            f"{', '.join(_fields(BatchResources))}.",
+        )
+    base = path.parent.resolve()  # relative paths are the YAML's; workers may run elsewhere
+    try:
+        resources = _build(
+            BatchResources, {k: data[k] for k in _fields(BatchResources) if k in data}, base
+        )
+        if resources.num_cpus <= 0 or resources.num_gpus < 0:
+            raise _Bad(
+                f"need num_cpus > 0 and num_gpus >= 0, got {resources.num_cpus}, "
+                f"{resources.num_gpus}"
+            )
+    except _Bad as exc:
+        raise InputFileError(path, str(exc)) from None
+    defaults = _mapping(path, "defaults", data.get("defaults") or {})
+    bad = [k for k in PER_JOB_KEYS if k in defaults]
+    if bad:
+        raise InputFileError(path, f"defaults: {bad} must be set per job, not in defaults.")
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list) or not jobs:
+        raise InputFileError(
+            path, f"`jobs:` must be a non-empty list of jobs, found {_kind(jobs)}."
+        )
+    plan = []
+    for index, entry in enumerate(jobs):
+        where = f"jobs[{index}]"
+        options = _merge(defaults, _mapping(path, where, entry))
+        try:
+            plan.append(_make_job(index, options, base, resources))
+        except (_Bad, GseditError) as exc:
+            raise InputFileError(path, f"{where}: {exc}") from None
+    _check_unique_outs(path, plan)
+    return BatchPlan(path, plan, resources)
+
+
+def _make_job(index: int, options: dict, base: Path, resources: BatchResources) -> BatchJob:
+    from gsedit.cli import Edit
+    from gsedit.edit.config import EditConfig, load_preset
+    from gsedit.edit.refine import RefineConfig
+    from gsedit.edit.run import make_turns
+    from gsedit.models.adss import ADSSConfig
+    from gsedit.models.ip2p import IP2PConfig
+
+    settings_keys, adss_keys = _fields(EditConfig), _fields(ADSSConfig)
+    known = (*JOB_KEYS, *EDIT_KEYS, *settings_keys, *adss_keys)
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise _Bad(f"unknown option '{key}'{hint}; options are the `gsedit edit` flags.")
+    missing = [k for k in ("scene", "cameras", "turns", "out") if options.get(k) is None]
+    if missing:
+        raise _Bad(f"missing {', '.join(missing)} (required for every job, or in defaults).")
+    hints = typing.get_type_hints(Edit, include_extras=False)
+    turns = _convert(options["turns"], list[str], "turns", base)
+    if not turns or not all(isinstance(t, str) for t in turns):
+        raise _Bad(
+            f"turns: expected a non-empty list of instructions, got {_kind(options['turns'])}"
+        )
+    edit = {k: _convert(options[k], hints[k], k, base) for k in EDIT_KEYS if k in options}
+    make_turns(turns, edit.get("target", []), edit.get("keep", []))  # empty and mismatched lists
+    settings, _ = load_preset(edit.get("method", Edit.method))
+    settings = replace(
+        settings, **_build(EditConfig, _pick(options, settings_keys), base, partial=True)
+    )
+    settings.validate()
+    cameras = _convert(options["cameras"], str, "cameras", base)
+    out = _convert(options["out"], Path, "out", base)
+    command = Edit(
+        scene=_convert(options["scene"], Path, "scene", base),
+        cameras=cameras if cameras.startswith("orbit:") else str(base / Path(cameras).expanduser()),
+        turn=turns,
+        out=out,
+        quiet=True,
+        settings=settings,
+        adss=_build(ADSSConfig, _pick(options, adss_keys), base),
+        ip2p=edit.pop("ip2p", IP2PConfig()),
+        sr=edit.pop("sr", RefineConfig()),
+        **edit,
+    )
+    name = _convert(options.get("name", out.name), str, "name", base)
+    return BatchJob(index, name, command, threads=max(1, int(resources.num_cpus)))
+
+
+def _check_unique_outs(path: Path, jobs: list[BatchJob]) -> None:
+    seen: dict[Path, int] = {}
+    for job in jobs:
+        out = job.edit.out.resolve()
+        if out in seen:
+            raise InputFileError(
+                path,
+                f"jobs[{seen[out]}] and jobs[{job.index}] both write to {out}: "
+                "give every job its own `out` folder.",
+            )
+        seen[out] = job.index
+
+
+def _mapping(path: Path, where: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise InputFileError(path, f"{where}: expected a mapping of options, found {_kind(value)}.")
+    return {str(k).replace("-", "_"): v for k, v in value.items()}
+
+
+def _merge(defaults: dict, job: dict) -> dict:
+    """`job` over `defaults`; nested mappings (ip2p:, sr:, sam_masks:) merge key by key."""
+    merged = dict(defaults)
+    for key, value in job.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def _pick(options: dict, keys: tuple[str, ...]) -> dict:
+    return {k: options[k] for k in keys if k in options}
+
+
+def _fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _kind(value) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__} ({value!r:.60})"
+
+
+def _build(cls, data: dict, base: Path, partial: bool = False):
+    """A config dataclass (or, `partial`, a dict of its checked fields) from a YAML mapping."""
+    if not isinstance(data, dict):
+        raise _Bad(f"expected a mapping for {cls.__name__}, found {_kind(data)}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    names = _fields(cls)
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise _Bad(f"unknown {cls.__name__} options {unknown}; known: {', '.join(names)}")
+    hints = typing.get_type_hints(cls, include_extras=False)
+    values = {k: _convert(v, hints[k], k, base) for k, v in data.items()}
+    return values if partial else cls(**values)
+
+
+def _convert(value, hint, key: str, base: Path):
+    """`value` checked against the type `hint` (paths made absolute from `base`)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if args and type(None) in args:  # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise _Bad(f"{key}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:  # target, keep, turns: one string or a list of strings
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) or v is None for v in items):
+            raise _Bad(f"{key}: expected a string or a list of strings, got {_kind(value)}")
+        return items
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, base)
+    checks = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,)}
+    ok = isinstance(value, checks[hint]) and (hint is bool or not isinstance(value, bool))
+    if not ok:
+        raise _Bad(
+            f"{key}: expected {hint.__name__ if hint is not Path else 'a path'}, got {_kind(value)}"
+        )
+    if hint is Path:
+        return base / Path(value).expanduser()
+    return float(value) if hint is float else value
+
+
+# ----------------------------------------------------------------------------- one job (a Ray task)
+
+
+def run_job(job: BatchJob) -> JobResult:
+    """Runs (or resumes, or skips) one job; never raises, so one job cannot stop the others."""
+    import torch
+
+    torch.set_num_threads(job.threads)
+    start = time.perf_counter()
+    result = JobResult(job.name, "failed", turns_total=len(job.edit.turn))
+    try:
+        result.status = _run_session(job.edit)
+    except GseditError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 -- a bug or a crash in one job must not stop the batch
+        traceback.print_exc()
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.turns_done, result.turns_total = _turn_counts(job.edit.out, result.turns_total)
+    result.seconds = round(time.perf_counter() - start, 2)
+    return result
+
+
+def _run_session(edit) -> Status:
+    """Starts, resumes or skips the session of `edit`; returns "done" or "skipped"."""
+    from gsedit.cli import resolve_device
+    from gsedit.edit.refine import REFINED_DIR
+    from gsedit.edit.run import run_edit_command, run_refine_command
+
+    command = resume_command(edit)
+    if command is not None:
+        run_edit_command(command)
+        return "done"
+    session = _open(edit.out)
+    if edit.refine and (
+        session.data.get("refine") is None or not (edit.out / REFINED_DIR).is_dir()
+    ):
+        run_refine_command(edit.out, edit.sr, "none", edit.adss, resolve_device(edit.device), True)
+        return "done"
+    return "skipped"
+
+
+def resume_command(edit):
+    """The `gsedit edit` command that brings the session in `edit.out` up to `edit`'s turns.
+
+    `edit` itself for a new session; a `--resume` command (with the job's turns that the session
+    lacks appended) for a started one; None when every turn is finished.
+
+    Raises:
+        GseditError: the folder holds a session of another scene or other instructions.
+    """
+    from gsedit.edit.session import SESSION_FILE
+
+    session = _open(edit.out)
+    if session is None:
+        return edit
+    if not session.is_finished(0):
+        # killed while writing turn_00: nothing of it was kept, so start afresh
+        (edit.out / SESSION_FILE).unlink()
+        return edit
+    have = [r.instruction for r in session.records]
+    if str(Path(edit.scene).resolve()) != session.data["input"] or have != edit.turn[: len(have)]:
+        raise GseditError(
+            f"{edit.out} holds a session of {session.data['input']} with turns {have}, which do not "
+            f"start this job ({edit.scene}, turns {edit.turn}): give the job another `out` folder."
+        )
+    done, total = len(have), len(edit.turn)
+    if done == total and not session.pending():
+        return None
+    return replace(
+        edit,
+        resume=True,
+        turn=edit.turn[done:],
+        target=_tail(edit.target, done, total),
+        keep=_tail(edit.keep, done, total),
+    )
+
+
+def _tail(values: list[str], done: int, total: int) -> list[str]:
+    """The per-turn values of the turns after `done` (a value given once applies to all)."""
+    return values[done:] if len(values) == total > 1 else values
+
+
+def _open(folder: Path):
+    from gsedit.edit.session import SESSION_FILE, Session
+
+    return Session.open(folder) if (Path(folder) / SESSION_FILE).is_file() else None
+
+
+def _turn_counts(folder: Path, planned: int) -> tuple[int, int]:
+    """(finished turns, turns) of the session in `folder`; (0, planned) when there is none."""
+    try:
+        session = _open(folder)
+    except GseditError:
+        return 0, planned
+    if session is None:
+        return 0, planned
+    return session.last_finished(), max(len(session.records), planned)
+
+
+# ----------------------------------------------------------------------------- the batch (driver)
+
+
+def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False) -> list[JobResult]:
+    """Runs every job of `plan` as a Ray task; returns their results in the order of JOBS.yaml.
+
+    Uses the Ray instance this process is connected to, or connects to `address` ("auto",
+    "HOST:PORT", "ray://HOST:PORT"), or starts a local one (None); disconnects only from one it
+    connected to itself.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise GseditError(RAY_MISSING) from None
+    from gsedit.progress import console
+
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+    try:
+        has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        task = ray.remote(max_retries=0)(run_job)
+        refs = {
+            task.options(**job_resources(job, plan.resources, has_gpus)).remote(job): job
+            for job in plan.jobs
+        }
+        results: dict[int, JobResult] = {}
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            job = refs[ready[0]]
+            try:
+                results[job.index] = ray.get(ready[0])
+            except ray.exceptions.RayError as exc:  # the worker died (out of memory, killed)
+                results[job.index] = JobResult(
+                    job.name,
+                    "failed",
+                    turns_total=len(job.edit.turn),
+                    error=f"the Ray task died: {exc}",
+                )
+            if not quiet:
+                r = results[job.index]
+                console.print(
+                    f"{r.name}: {r.status} ({r.turns_done}/{r.turns_total} turns, "
+                    f"{r.seconds:.1f} s)",
+                    highlight=False,
+                )
+        return [results[job.index] for job in plan.jobs]
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+def job_resources(job: BatchJob, resources: BatchResources, has_gpus: bool) -> dict[str, float]:
+    """Ray resources of a job: a GPU share when the cluster has GPUs and the job may use one."""
+    gpus = resources.num_gpus if has_gpus and job.edit.device != "cpu" else 0
+    return {"num_cpus": resources.num_cpus, "num_gpus": gpus}
+
+
+def summary_table(results: list[JobResult], error_width: int = 48):
+    """A rich table: job, status, turns, seconds, error (cut to `error_width`; `print_summary`
+    prints the errors whole below it: file paths are too long for a table cell)."""
+    from rich.table import Table
+
+    colours = {"done": "green", "skipped": "cyan", "failed": "red"}
+    table = Table(title="gsedit batch")
+    table.add_column("job", overflow="fold")
+    for column in ("status", "turns", "seconds"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "seconds" else "left")
+    table.add_column("error", overflow="fold")
+    for r in results:
+        error = r.error or ""
+        short = error if len(error) <= error_width else error[: error_width - 1] + "…"
+        table.add_row(
+            r.name,
+            f"[{colours[r.status]}]{r.status}[/]",
+            f"{r.turns_done}/{r.turns_total}",
+            f"{r.seconds:.1f}",
+            short,
+        )
+    return table
+
+
+def run_batch(jobs_yaml: Path, address: str | None = None, quiet: bool = False) -> int:
+    """`gsedit batch`: validates JOBS.yaml, runs its jobs on Ray, prints the summary.
+
+    Returns:
+        0 when every job finished or was already finished, 1 when any job failed.
+
+    Raises:
+        InputFileError: JOBS.yaml is missing or malformed (nothing has run).
+        GseditError: Ray is not installed.
+    """
+    plan = load_jobs(jobs_yaml)
+    results = run_jobs(plan, address, quiet)
+    print_summary(results)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def print_summary(results: list[JobResult]) -> None:
+    """The summary table, then each failed job's error in full (paths are long for a table cell)."""
+    from gsedit.progress import console
+
+    console.print(summary_table(results))
+    for r in results:
+        if r.error:
+            console.print(f"[red]{r.name}[/]: {r.error}", highlight=False, soft_wrap=True)

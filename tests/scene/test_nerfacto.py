@@ -1,0 +1,232 @@
+"""The nerfacto backend through the Scene interface: rays, render, train, save/load, clone, relevance
+field, and a two-turn session through the Engine with an interrupt and a resume.
+
+Needs the `nerf` extra; skipped without it. A tiny nerfacto is fitted once to 16x16 renders of the
+synthetic Gaussian scene.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio: pip install 'gsedit[nerf]'")
+
+from gsedit.cameras.orbit import orbit_cameras  # noqa: E402
+from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene  # noqa: E402
+from gsedit.edit.config import EditConfig  # noqa: E402
+from gsedit.edit.engine import Engine, write_input_turn  # noqa: E402
+from gsedit.edit.masks import Turn  # noqa: E402
+from gsedit.edit.session import Session  # noqa: E402
+from gsedit.errors import GseditError, InputFileError  # noqa: E402
+from gsedit.models.synthetic import SyntheticEditor  # noqa: E402
+from gsedit.scene.gaussian_scene import GaussianScene  # noqa: E402
+from gsedit.scene.nerfacto import (  # noqa: E402
+    TINY,
+    NerfactoScene,
+    camera_rays,
+    fit_nerfacto,
+    pixel_grid,
+)
+
+SIZE = 16
+CONFIG = replace(TINY, rays_per_batch=256)
+FIT_STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """(images [4, H, W, 3], sphere masks [4, H, W], cameras, bounds) of the synthetic Gaussian scene."""
+    gaussians, names = make_synthetic_scene(SyntheticSceneConfig(points_per_object=400))
+    cameras = orbit_cameras(4, gaussians.bounds(), SIZE, SIZE)
+    sphere = [k for k, v in names.items() if v == "sphere"][0]
+    out = GaussianScene(gaussians, names).render(cameras, channels=[f"label={sphere}"])
+    return out.rgb, out.channels[f"label={sphere}"], cameras, gaussians.bounds()
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    images, _, cameras, bounds = synthetic
+    losses = []
+    scene = fit_nerfacto(images, cameras, FIT_STEPS, CONFIG, bounds=bounds, on_step=lambda i, loss: losses.append(loss))
+    scene.fit_losses = losses
+    return scene
+
+
+def mse(a, b) -> float:
+    return float(((a - b) ** 2).mean())
+
+
+def test_rays_agree_with_nerfstudios_own_camera_model(fitted, synthetic):
+    from nerfstudio.cameras.cameras import Cameras as NerfstudioCameras
+    from nerfstudio.cameras.cameras import CameraType
+
+    cameras = synthetic[2]
+    frame = fitted.frame
+    c2w = cameras.camtoworlds.clone()
+    c2w[:, :3, 1:3] *= -1  # OpenCV (y down, z forward) -> OpenGL (y up, z backward)
+    c2w[:, :3, 3] = (c2w[:, :3, 3] - frame.centre) * frame.scale
+    theirs = NerfstudioCameras(
+        camera_to_worlds=c2w[:, :3, :4], fx=cameras.Ks[:, 0, 0:1], fy=cameras.Ks[:, 1, 1:2],
+        cx=cameras.Ks[:, 0, 2:3], cy=cameras.Ks[:, 1, 2:3], width=SIZE, height=SIZE,
+        camera_type=CameraType.PERSPECTIVE,
+    )  # fmt: skip
+    ours = camera_rays(cameras, frame, pixel_grid(cameras))
+    for i in range(len(cameras)):
+        rays = theirs.generate_rays(camera_indices=i)  # [H, W]
+        sl = slice(i * SIZE * SIZE, (i + 1) * SIZE * SIZE)
+        assert torch.allclose(ours.directions[sl], rays.directions.reshape(-1, 3), atol=1e-5)
+        assert torch.allclose(ours.origins[sl], rays.origins.reshape(-1, 3), atol=1e-5)
+
+
+def test_render_gives_what_the_scene_interface_promises(fitted, synthetic):
+    cameras = synthetic[2]
+    out = fitted.render(cameras)
+    assert out.rgb.shape == (4, SIZE, SIZE, 3) and out.alpha.shape == (4, SIZE, SIZE) and out.channels == {}
+    assert out.rgb.dtype == torch.float32
+    assert 0 <= float(out.rgb.min()) and float(out.rgb.max()) <= 1
+    assert 0 <= float(out.alpha.min()) and float(out.alpha.max()) <= 1
+    assert fitted.channel_names() == []
+    part = fitted.render(cameras[[2, 1]])  # any sub-batch renders the same pixels
+    assert torch.allclose(part.rgb, out.rgb[[2, 1]], atol=1e-5)
+    with pytest.raises(KeyError, match="no 'relevance' channel"):
+        fitted.render(cameras, channels=["relevance"])
+    lo, hi = fitted.bounds()
+    assert torch.equal(lo, synthetic[3][0]) and torch.equal(hi, synthetic[3][1])
+
+
+def test_training_lowers_the_loss_on_fixed_targets(fitted, synthetic):
+    images, _, cameras, bounds = synthetic
+    torch.manual_seed(0)  # fit_nerfacto's seed: the same initial field
+    initial = NerfactoScene.create(cameras, CONFIG, bounds)
+    before, after = mse(initial.render(cameras).rgb, images), mse(fitted.render(cameras).rgb, images)
+    assert after < 0.3 * before, (before, after)
+    losses = fitted.fit_losses
+    assert len(losses) == FIT_STEPS and fitted.steps_trained == FIT_STEPS
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
+
+
+def test_save_then_load_renders_the_same_and_training_continues_identically(fitted, synthetic, tmp_path):
+    _, masks, cameras, _ = synthetic
+    scene = fitted.clone()
+    scene.lift_channel("relevance", cameras, masks)
+    path = scene.save(tmp_path)
+    assert path == tmp_path / "scene.ckpt" and not list(tmp_path.glob(".*tmp"))
+    loaded = NerfactoScene.load(path)
+    a, b = scene.render(cameras, ["relevance"]), loaded.render(cameras, ["relevance"])
+    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.alpha, b.alpha)
+    assert torch.equal(a.channels["relevance"], b.channels["relevance"])
+    assert loaded.steps_trained == scene.steps_trained and loaded.channel_names() == ["relevance"]
+    assert all(torch.equal(x, y) for x, y in zip(loaded.bounds(), scene.bounds()))
+    # the proposal schedule and annealing travel with the checkpoint: a resumed run repeats exactly
+    target = torch.zeros(1, SIZE, SIZE, 3)
+    for s in (scene, loaded):
+        torch.manual_seed(5)
+        trainer = s.trainer(3)
+        for _ in range(3):
+            trainer.step(cameras[0], target)
+    assert torch.equal(scene.render(cameras[:1]).rgb, loaded.render(cameras[:1]).rgb)
+
+
+def test_clone_is_independent(fitted, synthetic):
+    cameras = synthetic[2]
+    before = fitted.render(cameras[:1]).rgb
+    copy = fitted.clone()
+    trainer = copy.trainer(5)
+    red = torch.tensor([1.0, 0.0, 0.0]).expand(1, SIZE, SIZE, 3)
+    for _ in range(5):
+        trainer.step(cameras[0], red)
+    assert torch.equal(fitted.render(cameras[:1]).rgb, before)
+    assert mse(copy.render(cameras[:1]).rgb, red) < mse(before, red)
+    assert fitted.steps_trained == FIT_STEPS and copy.steps_trained == FIT_STEPS + 5
+
+
+def test_lift_channel_fits_the_maps_along_the_geometry_without_moving_it(fitted, synthetic):
+    _, masks, cameras, _ = synthetic
+    scene = fitted.clone()
+    geometry = {k: v.clone() for k, v in scene.network.state_dict().items()}
+    scene.lift_channel("relevance", cameras, masks)
+    after = scene.network.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in geometry.items())  # only the new head was trained
+    assert scene.channel_names() == ["relevance"]
+    field = scene.render(cameras, ["relevance"]).channels["relevance"]
+    assert field.shape == masks.shape and float(field.min()) >= 0 and float(field.max()) <= 1
+    assert float((field - masks).abs().mean()) < 0.08
+    inside, truth = field > 0.5, masks > 0.5
+    assert float((inside & truth).sum() / (inside | truth).sum()) > 0.6
+    with pytest.raises(ValueError, match=r"\[C, H, W\]"):
+        scene.lift_channel("relevance", cameras, masks[:, :8])
+
+
+def test_load_and_fit_reject_bad_input(tmp_path, synthetic):
+    with pytest.raises(InputFileError, match="not found"):
+        NerfactoScene.load(tmp_path / "missing.ckpt")
+    (tmp_path / "text.ckpt").write_text("hello")
+    with pytest.raises(InputFileError, match="not a readable checkpoint"):
+        NerfactoScene.load(tmp_path / "text.ckpt")
+    torch.save({"format": "splatfacto"}, tmp_path / "other.ckpt")
+    with pytest.raises(InputFileError, match="not a gsedit nerfacto checkpoint"):
+        NerfactoScene.load(tmp_path / "other.ckpt")
+    images, _, cameras, _ = synthetic
+    with pytest.raises(GseditError, match=r"images must be \[C, H, W, 3\]"):
+        fit_nerfacto(images[:, :8], cameras, 1, CONFIG)
+
+
+class InterruptingEditor(SyntheticEditor):
+    """The synthetic editor, interrupted (Ctrl-C) on its n-th edit."""
+
+    def __init__(self, interrupt_at: int | None):
+        super().__init__()
+        self.calls, self.interrupt_at = 0, interrupt_at
+
+    def edit(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().edit(*args, **kwargs)
+
+
+def start_session(folder, source, cameras) -> Session:
+    settings = EditConfig(iters=6, edit_every=3, segmenter="relevance", relevance_guided=True, seed=3)
+    session = Session.create(folder, scene_file=NerfactoScene.filename, input_path=str(source), cameras="test",
+                             method="wys", settings=settings, plugins={"editor": "synthetic"})
+    session.add_turns([Turn("make the scene red"), Turn("make the scene blue")])
+    write_input_turn(session, NerfactoScene.load(source), cameras, source)
+    return session
+
+
+@pytest.mark.filterwarnings("ignore:synthetic editor")  # an unlabelled scene: the stand-in edits whole views
+def test_two_turn_session_on_nerfacto_runs_and_resumes_to_the_same_scene(fitted, synthetic, tmp_path):
+    cameras = synthetic[2]
+    source = tmp_path / "input.ckpt"
+    # the fitted field with a shorter relevance fit, to keep the test fast
+    state = fitted.state()
+    NerfactoScene.from_state({**state, "config": {**asdict(fitted.config), "lift_steps": 15}}).save_as(source)
+
+    def engine(editor=None) -> Engine:
+        return Engine(load_scene=NerfactoScene.load, cameras_for=lambda s: cameras.to(s.device),
+                      editor=editor or SyntheticEditor())
+
+    reference = start_session(tmp_path / "ref", source, cameras)
+    assert [r.index for r in engine().run(reference)] == [1, 2]
+    turns = [NerfactoScene.load(tmp_path / "ref" / f"turn_{k:02d}" / "scene.ckpt") for k in (0, 1, 2)]
+    assert [t.channel_names() for t in turns] == [[], ["relevance"], ["relevance"]]
+    assert [t.steps_trained for t in turns] == [FIT_STEPS, FIT_STEPS + 6, FIT_STEPS + 12]
+    red = [float(t.render(cameras).rgb[..., 0].mean() - t.render(cameras).rgb[..., 2].mean()) for t in turns]
+    assert red[1] > red[0] and red[2] < red[1]  # turn 1 reddened the views, turn 2 turned them blue
+    assert len(list((tmp_path / "ref" / "turn_02" / "renders").glob("*.png"))) == 4
+
+    cut = start_session(tmp_path / "cut", source, cameras)
+    with pytest.raises(KeyboardInterrupt):
+        engine(InterruptingEditor(interrupt_at=3)).run(cut)  # 2 edits in turn 1, stops in turn 2
+    statuses = [t["status"] for t in json.loads((tmp_path / "cut" / "session.json").read_text())["turns"]]
+    assert statuses == ["done", "interrupted"] and not (tmp_path / "cut" / "turn_02").exists()
+    resumed = Session.open(tmp_path / "cut")
+    assert [r.index for r in engine().run(resumed)] == [2]
+    for k in (1, 2):
+        a = NerfactoScene.load(tmp_path / "ref" / f"turn_{k:02d}" / "scene.ckpt").render(cameras, ["relevance"])
+        b = NerfactoScene.load(tmp_path / "cut" / f"turn_{k:02d}" / "scene.ckpt").render(cameras, ["relevance"])
+        assert torch.equal(a.rgb, b.rgb) and torch.equal(a.channels["relevance"], b.channels["relevance"])
