@@ -15,6 +15,7 @@ from gsedit.edit.refine import RefineConfig
 from gsedit.metrics.evaluate import EvalConfig
 from gsedit.models.adss import ADSSConfig
 from gsedit.models.ip2p import IP2PConfig
+from gsedit.scene.fit import FitConfig
 from gsedit.errors import GseditError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -144,19 +145,24 @@ class Fit:
     out: Path = Path("scene.ply")
     iters: int = 7000
     points: int = 20_000
-    """Initial Gaussians, spread in the region the cameras look at."""
+    """Initial Gaussians, spread in the region the cameras look at (without --init)."""
+    init: Path | None = None
+    """A point-cloud .ply (x y z, optional red green blue: e.g. COLMAP's points) to start from."""
     backend: Literal["3dgs"] = "3dgs"
     device: Device = "auto"
     quiet: bool = False
+    recipe: OmitArgPrefixes[FitConfig] = field(default_factory=FitConfig)
 
     def run(self) -> None:
         from gsedit.cameras.formats import load_cameras
         from gsedit.progress import fit_progress
-        from gsedit.scene.fit import fit_scene, images_for_cameras, random_init
+        from gsedit.scene.fit import fit_scene, images_for_cameras, init_from_points, random_init, read_point_cloud
 
         device = resolve_device(self.device)
         images, cams = images_for_cameras(self.images, load_cameras(self.cameras))
-        scene = random_init(cams, self.points).to(device)
+        start = init_from_points(*read_point_cloud(self.init)) if self.init else random_init(cams, self.points)
+        start.config.fit = self.recipe
+        scene = start.to(device)
         with fit_progress(self.quiet, self.iters) as on_step:
             loss = fit_scene(scene, cams, images, self.iters, on_step)
         path = scene.save_as(self.out)

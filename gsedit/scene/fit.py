@@ -69,7 +69,8 @@ class GaussianTrainer(SceneTrainer):
             grow_grad2d=config.grow_grad2d,
             refine_start_iter=max(1, round(config.refine_start * s)),
             refine_stop_iter=round(config.refine_stop * s) if config.densify else 0,
-            refine_every=max(5, round(config.refine_every * s)),
+            # the period is not scaled: densifying every few steps of a short run multiplies the count
+            refine_every=config.refine_every,
             reset_every=10**9,  # resets are done here: gsplat 1.5.3's own reset test never fires
         )
         self.reset_every = round(config.opacity_reset_every * s) if config.opacity_reset_every else 0
@@ -207,6 +208,54 @@ def random_init(cameras: Cameras, count: int, seed: int = 0) -> "GaussianScene":
         shN=torch.zeros(count, 0, 3),
     )
     return GaussianScene(gaussians)
+
+
+def init_from_points(points: Tensor, colors: Tensor | None = None) -> "GaussianScene":
+    """Gaussians at `points` [N, 3] (an SfM point cloud), coloured by `colors` [N, 3] in [0, 1] or grey.
+
+    Scales start at the mean distance to the 3 nearest neighbours, as the 3DGS recipe does.
+    """
+    from gsedit.scene.gaussian_scene import GaussianScene
+    from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+
+    n = points.shape[0]
+    points = points.float()
+    nearest = []
+    for chunk in points.split(4096):
+        d = torch.cdist(chunk, points)
+        nearest.append(d.topk(min(4, n), largest=False).values[:, 1:].mean(dim=1))
+    spacing = torch.cat(nearest).clamp_min(1e-7)
+    rgb = torch.full((n, 3), 0.5) if colors is None else colors.float().clamp(0, 1)
+    gaussians = Gaussians(
+        means=points.clone(),
+        scales=torch.log(spacing)[:, None].repeat(1, 3),
+        quats=torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
+        opacities=torch.full((n,), float(torch.logit(torch.tensor(0.1)))),
+        sh0=rgb_to_sh0(rgb)[:, None, :],
+        shN=torch.zeros(n, 0, 3),
+    )
+    return GaussianScene(gaussians)
+
+
+def read_point_cloud(path) -> tuple[Tensor, Tensor | None]:
+    """([N, 3] points, [N, 3] colours or None) of a point-cloud .ply (x y z [red green blue])."""
+    import numpy as np
+    import plyfile
+
+    from gsedit.errors import InputFileError
+
+    try:
+        vertex = plyfile.PlyData.read(str(path))["vertex"]
+    except (OSError, ValueError, KeyError, plyfile.PlyParseError) as exc:
+        raise InputFileError(path, f"not a readable point-cloud .ply ({exc}).") from None
+    names = set(vertex.data.dtype.names)
+    if not {"x", "y", "z"} <= names:
+        raise InputFileError(path, "the vertex element has no x/y/z properties.")
+    points = torch.from_numpy(np.stack([vertex[a] for a in "xyz"], 1).astype(np.float32))
+    colors = None
+    if {"red", "green", "blue"} <= names:
+        colors = torch.from_numpy(np.stack([vertex[c] for c in ("red", "green", "blue")], 1).astype(np.float32) / 255)
+    return points, colors
 
 
 def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None):

@@ -1,11 +1,11 @@
 """Lifting per-view maps to one value per Gaussian by gradient descent (Watch Your Steps' way).
 
-Watch Your Steps (Sec. 4.2) trains its 3D relevance field like any other radiance-field channel:
-render it, compare with the per-view relevance maps, step. Here the field is one scalar per
-Gaussian, so the fit optimises only those scalars (geometry stays frozen) with Adam on the mean
-squared error between the rendered channel and the maps, clamping the values to [0, 1] after every
-step. `gsedit.scene.backproject` computes a closed-form alternative in one backward pass; the
-benchmark `tools/bench_relevance.py` compares the two.
+Watch Your Steps (Sec. 4.3) trains its 3D relevance field like a colour channel: render it,
+compare with the per-view relevance maps, step, with the geometry's gradients detached. Here the
+field is one scalar per Gaussian, so the fit optimises only those scalars (geometry stays frozen)
+with Adam on the mean squared error between the rendered channel and the maps, clamping the values
+to [0, 1] after every step. `gsedit.scene.backproject` computes a closed-form alternative in one
+backward pass; the benchmark `tools/bench_relevance.py` compares the two.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
 
 
-def render_values(scene: "GaussianScene", cameras: Cameras, values: Tensor) -> Tensor:
+def render_values(scene: GaussianScene, cameras: Cameras, values: Tensor) -> Tensor:
     """[C, H, W] `values` [N] composited over the scene's frozen geometry (0 behind everything)."""
     from gsedit.render.rasterize import rasterize
 
@@ -42,10 +42,14 @@ def render_values(scene: "GaussianScene", cameras: Cameras, values: Tensor) -> T
     return out.colors[..., 0]
 
 
-def _check_maps(scene: "GaussianScene", cameras: Cameras, maps: Tensor, steps: int, lr: float) -> None:
+def _check_maps(
+    scene: GaussianScene, cameras: Cameras, maps: Tensor, steps: int, lr: float
+) -> None:
     expected = (len(cameras), cameras.height, cameras.width)
     if tuple(maps.shape) != expected:
-        raise ValueError(f"maps must be [C, H, W] = {list(expected)} to match the cameras, got {list(maps.shape)}")
+        raise ValueError(
+            f"maps must be [C, H, W] = {list(expected)} to match the cameras, got {list(maps.shape)}"
+        )
     if steps < 1 or lr <= 0:
         raise ValueError(f"fit_channel needs steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
     if len(scene) == 0:
@@ -53,7 +57,7 @@ def _check_maps(scene: "GaussianScene", cameras: Cameras, maps: Tensor, steps: i
 
 
 def fit_channel(
-    scene: "GaussianScene",
+    scene: GaussianScene,
     name: str,
     cameras: Cameras,
     maps: Tensor,
@@ -66,8 +70,7 @@ def fit_channel(
     """Fits channel `name` of `scene` to per-view `maps` [C, H, W] in [0, 1]; sets and returns it [N].
 
     Each step renders `views_per_step` views, cycling through random permutations of the views, so
-    one step costs about one training step of the scene. Gaussians that no pixel
-    sees keep `init`.
+    one step costs about one training step of the scene. Gaussians that no pixel sees keep `init`.
 
     Args:
         steps: Adam steps. lr: Adam's learning rate, in channel units per step.
@@ -98,7 +101,7 @@ def fit_channel(
 
 
 @torch.no_grad()
-def channel_loss(scene: "GaussianScene", cameras: Cameras, values: Tensor, maps: Tensor) -> float:
+def channel_loss(scene: GaussianScene, cameras: Cameras, values: Tensor, maps: Tensor) -> float:
     """Mean squared error between `values` [N] rendered into every view and `maps` [C, H, W]."""
     cameras = cameras.to(scene.device)
     step = max(1, scene.config.render_batch)

@@ -25,13 +25,27 @@ UNSEEN = [4, 5]  # one behind the cameras, one far off to the side
 def tiny_scene() -> GaussianScene:
     """Four overlapping Gaussians at different depths in view, and two that no pixel sees."""
     means = torch.tensor(
-        [[0.0, 0.0, 3.0], [0.3, 0.1, 3.5], [-0.2, -0.2, 4.0], [0.1, 0.3, 2.5], [0.0, 0.0, -3.0], [50.0, 0.0, 3.0]]
+        [
+            [0.0, 0.0, 3.0],
+            [0.3, 0.1, 3.5],
+            [-0.2, -0.2, 4.0],
+            [0.1, 0.3, 2.5],
+            [0.0, 0.0, -3.0],
+            [50.0, 0.0, 3.0],
+        ]
     )
-    scales = torch.log(torch.tensor([[0.4, 0.3, 0.3], [0.5, 0.5, 0.2], [0.6, 0.4, 0.5], [0.2, 0.25, 0.2]] + [[0.4] * 3] * 2))
+    scales = torch.log(
+        torch.tensor(
+            [[0.4, 0.3, 0.3], [0.5, 0.5, 0.2], [0.6, 0.4, 0.5], [0.2, 0.25, 0.2]] + [[0.4] * 3] * 2
+        )
+    )
     gaussians = Gaussians(
         means=means,
         scales=scales,
-        quats=torch.tensor([[1.0, 0, 0, 0], [0.9, 0.1, 0.3, 0], [0.8, 0, 0.2, 0.5], [1.0, 0.2, 0, 0]] + [[1.0, 0, 0, 0]] * 2),
+        quats=torch.tensor(
+            [[1.0, 0, 0, 0], [0.9, 0.1, 0.3, 0], [0.8, 0, 0.2, 0.5], [1.0, 0.2, 0, 0]]
+            + [[1.0, 0, 0, 0]] * 2
+        ),
         opacities=torch.logit(torch.tensor([0.7, 0.6, 0.9, 0.5, 0.9, 0.9])),
         sh0=torch.zeros(6, 1, 3),
         shN=torch.zeros(6, 0, 3),
@@ -45,7 +59,9 @@ def tiny_cameras() -> Cameras:
     K = torch.tensor([[f, 0.0, WIDTH / 2], [0.0, f, HEIGHT / 2], [0.0, 0.0, 1.0]])
     second = torch.eye(4)
     angle = math.radians(5)
-    second[:3, :3] = torch.tensor([[math.cos(angle), 0, -math.sin(angle)], [0, 1, 0], [math.sin(angle), 0, math.cos(angle)]])
+    second[:3, :3] = torch.tensor(
+        [[math.cos(angle), 0, -math.sin(angle)], [0, 1, 0], [math.sin(angle), 0, math.cos(angle)]]
+    )
     second[:3, 3] = torch.tensor([0.2, -0.1, 0.0])
     return Cameras(torch.stack([torch.eye(4), second]), K.expand(2, 3, 3).clone(), WIDTH, HEIGHT)
 
@@ -81,7 +97,9 @@ def test_backprojection_equals_the_brute_force_weighted_mean():
     assert torch.allclose(values[SEEN], expected, atol=1e-5, rtol=0)
     # the weights matter: a plain mean over each Gaussian's footprint is far from the result
     footprint = (weights > 0).float()
-    plain = (footprint * maps[..., None]).sum(dim=(0, 1, 2))[SEEN] / footprint.sum(dim=(0, 1, 2))[SEEN]
+    plain = (footprint * maps[..., None]).sum(dim=(0, 1, 2))[SEEN] / footprint.sum(dim=(0, 1, 2))[
+        SEEN
+    ]
     assert (plain - values[SEEN]).abs().max() > 0.03
 
 
@@ -105,7 +123,9 @@ def sphere_setup():
     gaussians, names = make_synthetic_scene(SyntheticSceneConfig(points_per_object=150))
     scene = GaussianScene(gaussians, names)
     cams = orbit_cameras(4, gaussians.bounds(), 32, 32)
-    maps = (scene.render(cams, channels=["label=2"]).channels["label=2"] > 0.5).float()  # [4, 32, 32]
+    maps = (
+        scene.render(cams, channels=["label=2"]).channels["label=2"] > 0.5
+    ).float()  # [4, 32, 32]
     return scene, cams, maps
 
 
@@ -117,7 +137,9 @@ def test_fit_and_backprojection_both_render_the_map_back(sphere_setup):
     assert channel_loss(scene, cams, fitted, maps) < 0.25 * start
     assert fitted.shape == (len(scene),) and fitted.min() >= 0 and fitted.max() <= 1
     assert torch.equal(scene.params["extra_fitted"], fitted)  # stored as the named channel
-    assert all(torch.equal(scene.params[name], before[name]) for name in CORE_PARAMS)  # geometry frozen
+    assert all(
+        torch.equal(scene.params[name], before[name]) for name in CORE_PARAMS
+    )  # geometry frozen
 
     scene.lift_channel("lifted", cams, maps)
     rendered = scene.render(cams, channels=["fitted", "lifted"]).channels
@@ -127,7 +149,9 @@ def test_fit_and_backprojection_both_render_the_map_back(sphere_setup):
 
 def test_fit_rejects_maps_that_do_not_match_the_cameras(sphere_setup):
     scene, cams, maps = sphere_setup
-    with pytest.raises(ValueError, match=r"maps must be \[C, H, W\] = \[4, 32, 32\].*got \[3, 32, 32\]"):
+    with pytest.raises(
+        ValueError, match=r"maps must be \[C, H, W\] = \[4, 32, 32\].*got \[3, 32, 32\]"
+    ):
         fit_channel(scene, "x", cams, maps[:3], steps=1, lr=0.1)
     with pytest.raises(ValueError, match="steps >= 1"):
         fit_channel(scene, "x", cams, maps, steps=0, lr=0.1)

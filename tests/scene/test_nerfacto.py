@@ -35,6 +35,17 @@ from gsedit.scene.nerfacto import (  # noqa: E402
 SIZE = 16
 CONFIG = replace(TINY, rays_per_batch=256)
 FIT_STEPS = 60
+ITERS = 8  # steps per edit turn
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One thread: on these tiny batches, a second OpenMP thread costs more than it gives, and far
+    more on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +65,23 @@ def fitted(synthetic):
     scene = fit_nerfacto(images, cameras, FIT_STEPS, CONFIG, bounds=bounds, on_step=lambda i, loss: losses.append(loss))
     scene.fit_losses = losses
     return scene
+
+
+@pytest.fixture(scope="module")
+def lifted(fitted, synthetic):
+    """The fitted scene with the sphere masks lifted to its relevance field."""
+    scene = fitted.clone()
+    scene.lift_channel("relevance", synthetic[2], synthetic[1])
+    return scene
+
+
+@pytest.fixture
+def deterministic():
+    """Bit-exact repeats: the hash grids' gradient scatter is otherwise thread-order dependent."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(previous)
 
 
 def mse(a, b) -> float:
@@ -109,10 +137,10 @@ def test_training_lowers_the_loss_on_fixed_targets(fitted, synthetic):
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
 
 
-def test_save_then_load_renders_the_same_and_training_continues_identically(fitted, synthetic, tmp_path):
-    _, masks, cameras, _ = synthetic
-    scene = fitted.clone()
-    scene.lift_channel("relevance", cameras, masks)
+def test_save_then_load_renders_the_same_and_training_continues_identically(lifted, synthetic, tmp_path,
+                                                                            deterministic):
+    cameras = synthetic[2]
+    scene = lifted.clone()
     path = scene.save(tmp_path)
     assert path == tmp_path / "scene.ckpt" and not list(tmp_path.glob(".*tmp"))
     loaded = NerfactoScene.load(path)
@@ -144,21 +172,18 @@ def test_clone_is_independent(fitted, synthetic):
     assert fitted.steps_trained == FIT_STEPS and copy.steps_trained == FIT_STEPS + 5
 
 
-def test_lift_channel_fits_the_maps_along_the_geometry_without_moving_it(fitted, synthetic):
+def test_lift_channel_fits_the_maps_along_the_geometry_without_moving_it(fitted, lifted, synthetic):
     _, masks, cameras, _ = synthetic
-    scene = fitted.clone()
-    geometry = {k: v.clone() for k, v in scene.network.state_dict().items()}
-    scene.lift_channel("relevance", cameras, masks)
-    after = scene.network.state_dict()
+    geometry, after = fitted.network.state_dict(), lifted.network.state_dict()
     assert all(torch.equal(after[k], v) for k, v in geometry.items())  # only the new head was trained
-    assert scene.channel_names() == ["relevance"]
-    field = scene.render(cameras, ["relevance"]).channels["relevance"]
+    assert lifted.channel_names() == ["relevance"] and fitted.channel_names() == []
+    field = lifted.render(cameras, ["relevance"]).channels["relevance"]
     assert field.shape == masks.shape and float(field.min()) >= 0 and float(field.max()) <= 1
     assert float((field - masks).abs().mean()) < 0.08
     inside, truth = field > 0.5, masks > 0.5
     assert float((inside & truth).sum() / (inside | truth).sum()) > 0.6
     with pytest.raises(ValueError, match=r"\[C, H, W\]"):
-        scene.lift_channel("relevance", cameras, masks[:, :8])
+        lifted.clone().lift_channel("relevance", cameras, masks[:, :8])
 
 
 def test_load_and_fit_reject_bad_input(tmp_path, synthetic):
@@ -190,7 +215,7 @@ class InterruptingEditor(SyntheticEditor):
 
 
 def start_session(folder, source, cameras) -> Session:
-    settings = EditConfig(iters=6, edit_every=3, segmenter="relevance", relevance_guided=True, seed=3)
+    settings = EditConfig(iters=ITERS, edit_every=2, segmenter="relevance", relevance_guided=True, seed=3)
     session = Session.create(folder, scene_file=NerfactoScene.filename, input_path=str(source), cameras="test",
                              method="wys", settings=settings, plugins={"editor": "synthetic"})
     session.add_turns([Turn("make the scene red"), Turn("make the scene blue")])
@@ -199,12 +224,13 @@ def start_session(folder, source, cameras) -> Session:
 
 
 @pytest.mark.filterwarnings("ignore:synthetic editor")  # an unlabelled scene: the stand-in edits whole views
-def test_two_turn_session_on_nerfacto_runs_and_resumes_to_the_same_scene(fitted, synthetic, tmp_path):
+def test_two_turn_session_on_nerfacto_runs_and_resumes_to_the_same_scene(fitted, synthetic, tmp_path,
+                                                                           deterministic):
     cameras = synthetic[2]
     source = tmp_path / "input.ckpt"
     # the fitted field with a shorter relevance fit, to keep the test fast
     state = fitted.state()
-    NerfactoScene.from_state({**state, "config": {**asdict(fitted.config), "lift_steps": 15}}).save_as(source)
+    NerfactoScene.from_state({**state, "config": {**asdict(fitted.config), "lift_steps": 8}}).save_as(source)
 
     def engine(editor=None) -> Engine:
         return Engine(load_scene=NerfactoScene.load, cameras_for=lambda s: cameras.to(s.device),
@@ -214,14 +240,14 @@ def test_two_turn_session_on_nerfacto_runs_and_resumes_to_the_same_scene(fitted,
     assert [r.index for r in engine().run(reference)] == [1, 2]
     turns = [NerfactoScene.load(tmp_path / "ref" / f"turn_{k:02d}" / "scene.ckpt") for k in (0, 1, 2)]
     assert [t.channel_names() for t in turns] == [[], ["relevance"], ["relevance"]]
-    assert [t.steps_trained for t in turns] == [FIT_STEPS, FIT_STEPS + 6, FIT_STEPS + 12]
+    assert [t.steps_trained for t in turns] == [FIT_STEPS, FIT_STEPS + ITERS, FIT_STEPS + 2 * ITERS]
     red = [float(t.render(cameras).rgb[..., 0].mean() - t.render(cameras).rgb[..., 2].mean()) for t in turns]
-    assert red[1] > red[0] and red[2] < red[1]  # turn 1 reddened the views, turn 2 turned them blue
+    assert red[1] > red[0] + 0.005 and red[2] < red[1] - 0.02  # turn 1 reddened the views, turn 2 blued them
     assert len(list((tmp_path / "ref" / "turn_02" / "renders").glob("*.png"))) == 4
 
     cut = start_session(tmp_path / "cut", source, cameras)
     with pytest.raises(KeyboardInterrupt):
-        engine(InterruptingEditor(interrupt_at=3)).run(cut)  # 2 edits in turn 1, stops in turn 2
+        engine(InterruptingEditor(interrupt_at=6)).run(cut)  # 4 edits in turn 1, stops in turn 2
     statuses = [t["status"] for t in json.loads((tmp_path / "cut" / "session.json").read_text())["turns"]]
     assert statuses == ["done", "interrupted"] and not (tmp_path / "cut" / "turn_02").exists()
     resumed = Session.open(tmp_path / "cut")
