@@ -33,13 +33,18 @@ def resolve_device(device: Device):
 
 
 def load_scene_file(path: Path, device):
-    """Loads a scene file (a 3DGS .ply) on `device`."""
+    """Loads a scene file on `device`: a 3DGS .ply, or a nerfacto .ckpt written by gsedit."""
     from gsedit.errors import InputFileError
-    from gsedit.scene.gaussian_scene import GaussianScene
 
     path = Path(path)
+    if path.suffix.lower() == ".ckpt":
+        from gsedit.scene.nerfacto import NerfactoScene
+
+        return NerfactoScene.load(path, device)
     if path.suffix.lower() != ".ply":
-        raise InputFileError(path, "expected a 3D Gaussian splatting .ply scene.")
+        raise InputFileError(path, "expected a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene.")
+    from gsedit.scene.gaussian_scene import GaussianScene
+
     return GaussianScene.load(path, device)
 
 
@@ -148,10 +153,14 @@ class Fit:
     """Initial Gaussians, spread in the region the cameras look at (without --init)."""
     init: Path | None = None
     """A point-cloud .ply (x y z, optional red green blue: e.g. COLMAP's points) to start from."""
-    backend: Literal["3dgs"] = "3dgs"
+    backend: Literal["3dgs", "nerfacto"] = "3dgs"
+    """3DGS writes a .ply; nerfacto (needs the [nerf] install, see README) writes a .ckpt."""
+    nerfacto_preset: Literal["nerfacto", "tiny"] = "nerfacto"
+    """nerfacto size: the method's defaults (GPU), or a tiny one that trains on CPU."""
     device: Device = "auto"
     quiet: bool = False
     recipe: OmitArgPrefixes[FitConfig] = field(default_factory=FitConfig)
+    """The 3DGS recipe (--backend 3dgs)."""
 
     def run(self) -> None:
         from gsedit.cameras.formats import load_cameras
@@ -160,6 +169,9 @@ class Fit:
 
         device = resolve_device(self.device)
         images, cams = images_for_cameras(self.images, load_cameras(self.cameras))
+        if self.backend == "nerfacto":
+            self._fit_nerfacto(images, cams, device)
+            return
         start = init_from_points(*read_point_cloud(self.init)) if self.init else random_init(cams, self.points)
         start.config.fit = self.recipe
         scene = start.to(device)
@@ -167,6 +179,16 @@ class Fit:
             loss = fit_scene(scene, cams, images, self.iters, on_step)
         path = scene.save_as(self.out)
         print(f"fitted {len(scene):,} Gaussians (last loss {loss:.4f}) -> {path}")
+
+    def _fit_nerfacto(self, images, cams, device) -> None:
+        from gsedit.progress import fit_progress
+        from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+
+        with fit_progress(self.quiet, self.iters) as on_step:
+            scene = fit_nerfacto(images.to(device), cams, self.iters, NERFACTO_PRESETS[self.nerfacto_preset],
+                                 on_step=on_step)
+        path = scene.save_as(self.out.with_suffix(".ckpt"))
+        print(f"fitted nerfacto -> {path}")
 
 
 @dataclass

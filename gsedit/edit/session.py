@@ -32,7 +32,7 @@ def package_versions() -> dict[str, str]:
     from importlib import metadata
 
     versions = {"python": platform.python_version()}
-    for name in ("gsedit", "torch", "gsplat", "diffusers", "transformers", "numpy"):
+    for name in ("gsedit", "torch", "gsplat", "diffusers", "transformers", "numpy", "nerfstudio"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

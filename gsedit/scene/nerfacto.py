@@ -1,9 +1,9 @@
 """The nerfacto implementation of the Scene interface: nerfstudio's fields, sampler and recipe.
 
-Needs the `nerf` extra (`pip install 'gsedit[nerf]'`, i.e. nerfstudio); no other gsedit module imports
-nerfstudio. The model is put together from nerfstudio's nerfacto parts (`NerfactoField`, one
-`HashMLPDensityField` per proposal level, `ProposalNetworkSampler`, MSE + interlevel + distortion
-loss, Adam with exponential decay per parameter group) instead of being built as a `NerfactoModel`:
+Needs nerfstudio (see INSTALL_HINT); no other gsedit module imports it. The model is put together
+from nerfstudio's nerfacto parts (`NerfactoField`, one `HashMLPDensityField` per proposal level,
+`ProposalNetworkSampler`, MSE + interlevel + distortion loss, Adam with exponential decay per
+parameter group) instead of being built as a `NerfactoModel`:
 that class's setup also builds an LPIPS metric, which downloads AlexNet weights, plus per-image
 appearance embeddings and pose refinement, which an edit loop with given cameras does not want.
 
@@ -20,9 +20,10 @@ nerfstudio's data parsers do; scene contraction squeezes what lies beyond the un
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +31,11 @@ from torch import Tensor, nn
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
+
+# nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
+# requirements; the parts used here (fields, sampler, renderers, losses, optimisers) run on gsedit's
+# versions, so nerfstudio goes in without its dependencies plus the two that those parts import.
+INSTALL_HINT = "pip install -e \".[nerf]\" && pip install --no-deps nerfstudio==1.1.5"
 
 try:
     from nerfstudio.cameras.rays import RayBundle, RaySamples
@@ -47,7 +53,7 @@ try:
 except ImportError as exc:  # the optional extra is missing: say which install fixes it
     raise GseditError(
         f"The nerfacto backend needs nerfstudio, which cannot be imported ({exc}). "
-        "Install it with: pip install 'gsedit[nerf]'"
+        f"Install it with: {INSTALL_HINT}"
     ) from exc
 
 CHECKPOINT_FORMAT = "gsedit-nerfacto"
@@ -90,7 +96,7 @@ class NerfactoConfig:
     proposal_warmup: int = 5000
     """Steps over which the proposal update period grows from 1 to `proposal_update_every`."""
     anneal_steps: int = 1000
-    """Steps over which the proposal weights' annealing exponent grows to 1 (mip-NeRF 360, eq. 18)."""
+    """Steps over which the proposal weights' annealing exponent grows to 1 (mip-NeRF 360, 18)."""
     anneal_slope: float = 10.0
     """Slope of that annealing."""
     average_init_density: float = 0.01
@@ -133,24 +139,42 @@ class NerfactoConfig:
     """Rays rendered together when rendering without gradients."""
 
     def validate(self) -> None:
-        if len(self.proposal_samples) < 1 or len(self.proposal_samples) != len(self.proposal_max_res):
+        levels = len(self.proposal_samples)
+        if levels < 1 or levels != len(self.proposal_max_res):
             raise ValueError(
-                f"proposal_samples {self.proposal_samples} and proposal_max_res {self.proposal_max_res} "
-                "need one entry per proposal level (at least one)"
+                f"proposal_samples {self.proposal_samples} and proposal_max_res "
+                f"{self.proposal_max_res} need one entry per proposal level (at least one)"
             )
         if self.rays_per_batch < 1 or self.render_chunk < 1 or self.nerf_samples < 2:
             raise ValueError("rays_per_batch and render_chunk must be >= 1 and nerf_samples >= 2")
 
 
-#: a small model for CPU (tests, CI, quick looks): ~0.1 s per step of 1024 rays on one core, and
-#: higher learning rates so that a few dozen steps show progress
+#: a small model for CPU (tests, CI, quick looks): 0.1-0.15 s per step of 1024 rays on one core
+#: (the full model: ~4 s), with higher learning rates so that a few dozen steps show progress
 TINY = NerfactoConfig(
-    hidden_dim=16, hidden_dim_color=16, num_levels=4, max_res=64, log2_hashmap_size=12,
-    proposal_samples=(32,), proposal_max_res=(32,), proposal_hidden_dim=8, proposal_levels=3,
-    proposal_log2_hashmap_size=10, nerf_samples=16, proposal_warmup=100, anneal_steps=50,
-    head_levels=3, head_max_res=32, head_log2_hashmap_size=10, head_hidden_dim=8,
-    lift_steps=60, lift_lr=3e-2, rays_per_batch=1024, lr=3e-2, render_chunk=8192,
-)  # fmt: skip
+    hidden_dim=16,
+    hidden_dim_color=16,
+    num_levels=4,
+    max_res=64,
+    log2_hashmap_size=12,
+    proposal_samples=(32,),
+    proposal_max_res=(32,),
+    proposal_hidden_dim=8,
+    proposal_levels=3,
+    proposal_log2_hashmap_size=10,
+    nerf_samples=16,
+    proposal_warmup=100,
+    anneal_steps=50,
+    head_levels=3,
+    head_max_res=32,
+    head_log2_hashmap_size=10,
+    head_hidden_dim=8,
+    lift_steps=60,
+    lift_lr=3e-2,
+    rays_per_batch=1024,
+    lr=3e-2,
+    render_chunk=8192,
+)
 NERFACTO_PRESETS = {"nerfacto": NerfactoConfig(), "tiny": TINY}
 
 
@@ -162,7 +186,7 @@ class ModelFrame:
     scale: float
 
     @classmethod
-    def from_cameras(cls, cameras: Cameras) -> "ModelFrame":
+    def from_cameras(cls, cameras: Cameras) -> ModelFrame:
         """The cameras' look-at point at the origin, the farthest camera at distance 1."""
         from gsedit.scene.fit import look_at_centre
 
@@ -175,8 +199,8 @@ class ModelFrame:
 
 
 def camera_region(cameras: Cameras) -> tuple[Tensor, Tensor]:
-    """([3], [3]) the cube the cameras look at: centred on their look-at point, as wide as their mean
-    field of view at their mean distance (where 3DGS fitting spreads its first Gaussians)."""
+    """([3], [3]) the cube the cameras look at: centred on their look-at point, as wide as their
+    mean field of view at their mean distance (where 3DGS fitting spreads its first Gaussians)."""
     from gsedit.scene.fit import look_at_centre
 
     cameras = cameras.to("cpu")
@@ -189,13 +213,16 @@ def camera_region(cameras: Cameras) -> tuple[Tensor, Tensor]:
 def pixel_grid(cameras: Cameras) -> Tensor:
     """[C*H*W, 3] (camera, row, column) of every pixel, camera-major."""
     c, y, x = torch.meshgrid(
-        torch.arange(len(cameras)), torch.arange(cameras.height), torch.arange(cameras.width), indexing="ij"
+        torch.arange(len(cameras)),
+        torch.arange(cameras.height),
+        torch.arange(cameras.width),
+        indexing="ij",
     )
     return torch.stack([c, y, x], dim=-1).reshape(-1, 3)
 
 
 def random_pixels(cameras: Cameras, count: int) -> Tensor:
-    """[R, 3] (camera, row, column): every pixel when there are at most `count`, else `count` at random.
+    """[R, 3] (camera, row, column): all pixels when there are at most `count`, else `count` random.
 
     Draws from the global CPU generator, which the edit loop seeds per turn (resumes repeat it).
     """
@@ -204,7 +231,9 @@ def random_pixels(cameras: Cameras, count: int) -> Tensor:
         return pixel_grid(cameras)
     flat = torch.randint(total, (count,))
     per_camera = cameras.height * cameras.width
-    return torch.stack([flat // per_camera, (flat % per_camera) // cameras.width, flat % cameras.width], dim=-1)
+    return torch.stack(
+        [flat // per_camera, (flat % per_camera) // cameras.width, flat % cameras.width], dim=-1
+    )
 
 
 def camera_rays(cameras: Cameras, frame: ModelFrame, pixels: Tensor) -> RayBundle:
@@ -217,15 +246,22 @@ def camera_rays(cameras: Cameras, frame: ModelFrame, pixels: Tensor) -> RayBundl
     Ks = cameras.Ks[cam]  # [R, 3, 3]
     c2w = cameras.camtoworlds[cam]  # [R, 4, 4]
     d_cam = torch.stack(
-        [(x + 0.5 - Ks[:, 0, 2]) / Ks[:, 0, 0], (y + 0.5 - Ks[:, 1, 2]) / Ks[:, 1, 1], torch.ones_like(Ks[:, 0, 0])],
+        [
+            (x + 0.5 - Ks[:, 0, 2]) / Ks[:, 0, 0],
+            (y + 0.5 - Ks[:, 1, 2]) / Ks[:, 1, 1],
+            torch.ones_like(Ks[:, 0, 0]),
+        ],
         dim=-1,
     )  # [R, 3]
-    directions = torch.nn.functional.normalize((c2w[:, :3, :3] @ d_cam[:, :, None])[:, :, 0], dim=-1)
+    directions = torch.nn.functional.normalize(
+        (c2w[:, :3, :3] @ d_cam[:, :, None])[:, :, 0], dim=-1
+    )
     origins = (c2w[:, :3, 3] - frame.centre.to(device)) * frame.scale
+    pixel_area = 1.0 / (Ks[:, 0, 0] * Ks[:, 1, 1])  # [R] solid angle of a pixel near the axis
     return RayBundle(
         origins=origins,
         directions=directions,
-        pixel_area=(1.0 / (Ks[:, 0, 0] * Ks[:, 1, 1]))[:, None],  # solid angle of a pixel near the axis
+        pixel_area=pixel_area[:, None],
         camera_indices=torch.zeros(len(pixels), 1, dtype=torch.long, device=device),
     )
 
@@ -265,21 +301,36 @@ class NerfactoNetwork(nn.Module):
         super().__init__()
         config.validate()
         self.config = c = config
-        aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])  # unused under contraction, but required
+        # nerfstudio's fields require a box, which scene contraction makes unused
+        aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
         self.contraction = SceneContraction(order=float("inf"))
         self.field = NerfactoField(
-            aabb, num_images=1, hidden_dim=c.hidden_dim, num_levels=c.num_levels, base_res=c.base_res,
-            max_res=c.max_res, log2_hashmap_size=c.log2_hashmap_size, features_per_level=c.features_per_level,
-            hidden_dim_color=c.hidden_dim_color, spatial_distortion=self.contraction,
-            appearance_embedding_dim=0, average_init_density=c.average_init_density,
+            aabb,
+            num_images=1,
+            hidden_dim=c.hidden_dim,
+            num_levels=c.num_levels,
+            base_res=c.base_res,
+            max_res=c.max_res,
+            log2_hashmap_size=c.log2_hashmap_size,
+            features_per_level=c.features_per_level,
+            hidden_dim_color=c.hidden_dim_color,
+            spatial_distortion=self.contraction,
+            appearance_embedding_dim=0,
+            average_init_density=c.average_init_density,
             implementation=c.implementation,
-        )  # fmt: skip
+        )
         self.proposal_networks = nn.ModuleList(
             HashMLPDensityField(
-                aabb, spatial_distortion=self.contraction, hidden_dim=c.proposal_hidden_dim,
-                num_levels=c.proposal_levels, max_res=res, log2_hashmap_size=c.proposal_log2_hashmap_size,
-                use_linear=False, average_init_density=c.average_init_density, implementation=c.implementation,
-            )  # fmt: skip
+                aabb,
+                spatial_distortion=self.contraction,
+                hidden_dim=c.proposal_hidden_dim,
+                num_levels=c.proposal_levels,
+                max_res=res,
+                log2_hashmap_size=c.proposal_log2_hashmap_size,
+                use_linear=False,
+                average_init_density=c.average_init_density,
+                implementation=c.implementation,
+            )
             for res in c.proposal_max_res
         )
         self.sampler = ProposalNetworkSampler(
@@ -295,7 +346,10 @@ class NerfactoNetwork(nn.Module):
 
     def _proposal_period(self, step: int) -> float:
         c = self.config
-        return min(max(step / max(c.proposal_warmup, 1) * c.proposal_update_every, 1), c.proposal_update_every)
+        return min(
+            max(step / max(c.proposal_warmup, 1) * c.proposal_update_every, 1),
+            c.proposal_update_every,
+        )
 
     def set_anneal(self, step: int) -> None:
         """Proposal weight annealing at training step `step` (mip-NeRF 360, eq. 18)."""
@@ -308,16 +362,26 @@ class NerfactoNetwork(nn.Module):
         samples, weights_list, samples_list = self.sampler(rays, density_fns=density_fns)
         out = self.field(samples)
         weights = samples.get_weights(out[FieldHeadNames.DENSITY])
-        return RaySampling(samples, weights, out[FieldHeadNames.RGB], weights_list + [weights],
-                           samples_list + [samples])
+        return RaySampling(
+            samples,
+            weights,
+            out[FieldHeadNames.RGB],
+            weights_list + [weights],
+            samples_list + [samples],
+        )
 
     def render_head(self, name: str, sampling: RaySampling) -> Tensor:
         """[R] the channel `name` rendered along the rays, with the geometry's weights detached."""
-        positions = (self.contraction(sampling.samples.frustums.get_positions()) + 2.0) / 4.0  # [R, S, 3]
-        values = self.heads[name](positions.clamp(0, 1).reshape(-1, 3)).reshape(*positions.shape[:2], 1)
+        contracted = self.contraction(sampling.samples.frustums.get_positions())  # [R, S, 3]
+        positions = (contracted + 2.0) / 4.0  # in [0, 1], as the main field feeds its hash grid
+        values = self.heads[name](positions.clamp(0, 1).reshape(-1, 3)).reshape(
+            *positions.shape[:2], 1
+        )
         return (sampling.weights.detach() * values).sum(dim=-2)[:, 0]
 
-    def render_rays(self, rays: RayBundle, channels: Sequence[str]) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def render_rays(
+        self, rays: RayBundle, channels: Sequence[str]
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """(rgb [R, 3], alpha [R], {channel: [R]})."""
         sampling = self.sample(rays)
         rgb = self.rgb_renderer(rgb=sampling.rgb, weights=sampling.weights)
@@ -326,7 +390,11 @@ class NerfactoNetwork(nn.Module):
 
     def sampler_state(self) -> dict:
         s = self.sampler
-        return {"step": int(s._step), "since_update": int(s._steps_since_update), "anneal": float(s._anneal)}
+        return {
+            "step": int(s._step),
+            "since_update": int(s._steps_since_update),
+            "anneal": float(s._anneal),
+        }
 
     def load_sampler_state(self, state: dict) -> None:
         # the proposal schedule is state of nerfstudio's sampler: a resumed run must continue it
@@ -340,8 +408,13 @@ class NerfactoScene(Scene):
 
     filename = "scene.ckpt"
 
-    def __init__(self, network: NerfactoNetwork, frame: ModelFrame, content_bounds: tuple[Tensor, Tensor],
-                 steps_trained: int = 0):
+    def __init__(
+        self,
+        network: NerfactoNetwork,
+        frame: ModelFrame,
+        content_bounds: tuple[Tensor, Tensor],
+        steps_trained: int = 0,
+    ):
         self.network = network
         self.config = network.config
         self.frame = frame
@@ -350,19 +423,25 @@ class NerfactoScene(Scene):
 
     # -- construction and I/O -------------------------------------------------------------
     @classmethod
-    def create(cls, cameras: Cameras, config: NerfactoConfig | None = None,
-               bounds: tuple[Tensor, Tensor] | None = None, device: str | torch.device = "cpu") -> "NerfactoScene":
+    def create(
+        cls,
+        cameras: Cameras,
+        config: NerfactoConfig | None = None,
+        bounds: tuple[Tensor, Tensor] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> NerfactoScene:
         """A freshly initialised (untrained) field framed by the training `cameras`.
 
         Args:
-            bounds: ([3], [3]) world box of the content, kept for orbit cameras (a .ply's bounds when
-                fitting to its renders); by default the region the cameras look at.
+            bounds: ([3], [3]) world box of the content, kept for orbit cameras (a .ply's bounds
+                when fitting to its renders); by default the region the cameras look at.
         """
         network = NerfactoNetwork(config or NerfactoConfig()).to(device)
-        return cls(network, ModelFrame.from_cameras(cameras), bounds or camera_region(cameras))
+        bounds = bounds if bounds is not None else camera_region(cameras)
+        return cls(network, ModelFrame.from_cameras(cameras), bounds)
 
     def state(self) -> dict:
-        """Everything needed to rebuild the scene, as plain tensors and numbers (torch.save-able)."""
+        """Everything needed to rebuild the scene, as plain tensors and numbers (for torch.save)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
@@ -376,9 +455,13 @@ class NerfactoScene(Scene):
         }
 
     @classmethod
-    def from_state(cls, state: dict, device: str | torch.device = "cpu") -> "NerfactoScene":
+    def from_state(cls, state: dict, device: str | torch.device = "cpu") -> NerfactoScene:
         known = {f.name for f in fields(NerfactoConfig)}
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items() if k in known}
+        settings = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in state["config"].items()
+            if k in known
+        }
         network = NerfactoNetwork(NerfactoConfig(**settings))
         for name in state["heads"]:
             network.heads[name] = _head(network.config)
@@ -389,7 +472,7 @@ class NerfactoScene(Scene):
         return cls(network.to(device), frame, bounds, int(state["steps_trained"]))
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "NerfactoScene":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> NerfactoScene:
         """Reads a checkpoint written by `save` / `save_as`."""
         path = Path(path)
         if not path.is_file():
@@ -397,12 +480,18 @@ class NerfactoScene(Scene):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle, zip and tensor errors all mean "not our checkpoint"
-            raise InputFileError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc}).") from exc
+            raise InputFileError(
+                path, f"not a readable checkpoint ({type(exc).__name__}: {exc})."
+            ) from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise InputFileError(path, f"not a gsedit nerfacto checkpoint (expected format '{CHECKPOINT_FORMAT}').")
+            raise InputFileError(
+                path, f"not a gsedit nerfacto checkpoint (expected format '{CHECKPOINT_FORMAT}')."
+            )
         if state.get("version") != CHECKPOINT_VERSION:
             raise InputFileError(
-                path, f"checkpoint version {state.get('version')} is not the supported {CHECKPOINT_VERSION}."
+                path,
+                f"checkpoint version {state.get('version')} is not the supported "
+                f"{CHECKPOINT_VERSION}.",
             )
         try:
             return cls.from_state(state, device)
@@ -421,10 +510,10 @@ class NerfactoScene(Scene):
             torch.save(self.state(), tmp)
         return path
 
-    def clone(self) -> "NerfactoScene":
+    def clone(self) -> NerfactoScene:
         return NerfactoScene.from_state(self.state(), self.device)
 
-    def to(self, device: str | torch.device) -> "NerfactoScene":
+    def to(self, device: str | torch.device) -> NerfactoScene:
         return NerfactoScene.from_state(self.state(), device)
 
     # -- state ------------------------------------------------------------------------------
@@ -442,36 +531,45 @@ class NerfactoScene(Scene):
     def _check_channels(self, channels: Sequence[str]) -> None:
         for name in channels:
             if name not in self.network.heads:
-                raise KeyError(f"the scene has no '{name}' channel (it has: {self.channel_names()})")
+                raise KeyError(
+                    f"the scene has no '{name}' channel (it has: {self.channel_names()})"
+                )
 
     @torch.no_grad()
     def render(self, cameras: Cameras, channels: Sequence[str] = ()) -> RenderOutput:
         self._check_channels(channels)
         cameras = cameras.to(self.device)
         self.network.eval()
-        parts = [self.network.render_rays(camera_rays(cameras, self.frame, chunk), channels)
-                 for chunk in pixel_grid(cameras).split(self.config.render_chunk)]
+        parts = [
+            self.network.render_rays(camera_rays(cameras, self.frame, chunk), channels)
+            for chunk in pixel_grid(cameras).split(self.config.render_chunk)
+        ]
         shape = (len(cameras), cameras.height, cameras.width)
         return RenderOutput(
             rgb=torch.cat([p[0] for p in parts]).reshape(*shape, 3).clamp(0, 1),
             alpha=torch.cat([p[1] for p in parts]).reshape(shape).clamp(0, 1),
-            channels={name: torch.cat([p[2][name] for p in parts]).reshape(shape) for name in channels},
+            channels={
+                name: torch.cat([p[2][name] for p in parts]).reshape(shape) for name in channels
+            },
         )
 
     # -- optimisation -----------------------------------------------------------------------
     def trainer(
         self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
     ) -> SceneTrainer:
-        """nerfacto's recipe; `densify` and `opacity_reset` are 3DGS notions a field does not have."""
+        """nerfacto's recipe; `densify` and `opacity_reset` are 3DGS notions that a field lacks."""
         return NerfactoTrainer(self, steps, lr_scale)
 
     def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
-        """Fits a fresh head `name` to `maps` [C, H, W] along the current geometry (Watch Your Steps 4.3)."""
+        """Fits a fresh head `name` to `maps` [C, H, W] along the current geometry (WYS 4.3)."""
         if not CHANNEL_NAME.match(name):
             raise ValueError(f"channel name '{name}' must be a Python identifier")
         shape = (len(cameras), cameras.height, cameras.width)
         if tuple(maps.shape) != shape:
-            raise ValueError(f"maps for channel '{name}' must be [C, H, W] = {list(shape)}, got {list(maps.shape)}")
+            raise ValueError(
+                f"maps for channel '{name}' must be [C, H, W] = {list(shape)}, "
+                f"got {list(maps.shape)}"
+            )
         cameras, maps = cameras.to(self.device), maps.to(self.device, torch.float32)
         head = _head(self.config).to(self.device)
         self.network.heads[name] = head
@@ -514,11 +612,13 @@ class NerfactoTrainer(SceneTrainer):
         self.optimizers = Optimizers(recipe, groups)
 
     def step(self, cameras: Cameras, targets: Tensor) -> float:
-        """One step on `rays_per_batch` random pixels of `cameras` against `targets` [C, H, W, 3]."""
+        """One step on `rays_per_batch` random pixels of `cameras` against `targets` [C, H, W, 3]"""
         scene, network, c = self.scene, self.scene.network, self.scene.config
         shape = (len(cameras), cameras.height, cameras.width, 3)
         if tuple(targets.shape) != shape:
-            raise ValueError(f"targets must be [C, H, W, 3] = {list(shape)}, got {list(targets.shape)}")
+            raise ValueError(
+                f"targets must be [C, H, W, 3] = {list(shape)}, got {list(targets.shape)}"
+            )
         cameras, targets = cameras.to(scene.device), targets.to(scene.device)
         network.train()
         network.set_anneal(scene.steps_trained)
@@ -534,7 +634,8 @@ class NerfactoTrainer(SceneTrainer):
         self.optimizers.zero_grad_all()
         loss.backward()
         self.optimizers.optimizer_step_all()
-        for scheduler in self.optimizers.schedulers.values():  # not scheduler_step_all: it logs to nerfstudio's writer
+        # not scheduler_step_all: it also logs every step to nerfstudio's global event writer
+        for scheduler in self.optimizers.schedulers.values():
             scheduler.step()
         network.sampler.step_cb(scene.steps_trained)
         scene.steps_trained += 1
@@ -564,7 +665,9 @@ def fit_nerfacto(
 
     shape = (len(cameras), cameras.height, cameras.width, 3)
     if tuple(images.shape) != shape:
-        raise GseditError(f"fit_nerfacto: images must be [C, H, W, 3] = {list(shape)}, got {list(images.shape)}.")
+        raise GseditError(
+            f"fit_nerfacto: images must be [C, H, W, 3] = {list(shape)}, got {list(images.shape)}."
+        )
     if steps < 1:
         raise GseditError(f"fit_nerfacto: steps must be >= 1, got {steps}.")
     torch.manual_seed(seed)  # hash grid initialisation and ray draws
