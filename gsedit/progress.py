@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+# logs and pipes get wide lines, so tables (gsedit eval) are not squeezed to 80 columns
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 class JsonLog:

@@ -37,6 +37,9 @@ class EditConfig:
     """Fuse each edited view with its pre-render through the feathered mask (Edit3D Eq. 3)."""
     segmenter: Segmenter = "labels"
     """Where the masks come from: scene labels, ADSS, the 3D relevance field, or none (whole view)."""
+    lift_masks: bool = False
+    """Lift the segmenter's per-view masks to the scene (one value per point) and use its rendered,
+    thresholded view, so the masks agree across views (the relevance segmenter always does)."""
     feather: float = 0.01
     """Mask feathering: Gaussian sigma as a fraction of the image's shorter side."""
     relevance_guided: bool = False

@@ -15,6 +15,7 @@ from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
 
 RELEVANCE_CHANNEL = "relevance"
+MASK_CHANNEL = "mask"
 
 
 @dataclass
@@ -107,7 +108,16 @@ def turn_masks(
         raise GseditError(f"Unknown segmenter '{kind}': use labels, adss, relevance or none.")
     if turn.keep:
         masks = masks.to(prerenders.device) * (1 - _keep_masks(scene, cameras, prerenders, turn.keep, kind, segmenter))
+    if config.lift_masks and kind != "relevance":
+        masks = lifted_masks(scene, cameras, masks, threshold=0.5)
     return masks.to(prerenders.device).float()
+
+
+def lifted_masks(scene: Scene, cameras: Cameras, masks: Tensor, threshold: float) -> Tensor:
+    """[C, H, W] per-view masks made consistent: lifted to the scene's `mask` channel, rendered, thresholded."""
+    scene.lift_channel(MASK_CHANNEL, cameras, masks.to(scene.device))
+    rendered = scene.render(cameras, channels=[MASK_CHANNEL]).channels[MASK_CHANNEL]
+    return (rendered > threshold).float()
 
 
 def _keep_masks(scene, cameras, prerenders, query: str, kind: str, segmenter) -> Tensor:

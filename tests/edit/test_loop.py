@@ -181,3 +181,18 @@ def test_the_loop_imports_no_gaussian_or_rasterizer_code():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lifted_masks_agree_across_views_where_per_view_masks_do_not():
+    scene = two_object_scene()
+    cams = fake_cameras(4, 16)
+    editor = RecordingEditor()
+    noisy = scene.labels.clone()
+    noisy[1, 0:3, 0:3] = 1  # one view's labels claim a stray corner
+    scene.labels = noisy
+    config = EditConfig(iters=2, edit_every=1, segmenter="labels", lift_masks=True)
+    result = run_turn(scene, cams, Turn("make the sphere red"), config, editor, originals=scene.images.clone())
+    assert "mask" in scene.extra
+    binary = (result.masks > 0.99).float()
+    assert torch.equal(binary[0], binary[1]) and torch.equal(binary[1], binary[3])  # the fake lift averages views
+    assert binary[1, 0, 0] == 0  # the single view's stray corner is outvoted
