@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import plyfile
 import pytest
-import torch
 
 from gsedit.cli import main
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene, write_synthetic_scene

@@ -1,6 +1,6 @@
 """The 3D relevance field, lifted two ways: (a) gradient fit, (b) one-pass back-projection.
 
-    python tools/bench_relevance.py [--size 96] [--views 12] [--points 600] [--fit-steps 60]
+    python tools/bench_relevance.py [--size 96] [--views 12] [--points 600] [--fit-steps 60 240]
 
 On the labelled synthetic scene, the offline synthetic editor (a STAND-IN for InstructPix2Pix: its
 maps measure the lifting mechanism, never a real editor's relevance) gives one relevance map per
@@ -52,7 +52,11 @@ def parse_args() -> argparse.Namespace:
         "--seed", type=int, default=0, help="seed of the scene, the noise and the fit"
     )
     parser.add_argument(
-        "--fit-steps", type=int, default=60, help="Adam steps of the gradient fit (one view each)"
+        "--fit-steps",
+        type=int,
+        nargs="+",
+        default=[60, 240],
+        help="Adam steps of the gradient fit (one view each); one row per value",
     )
     parser.add_argument(
         "--fit-lr", type=float, default=0.1, help="Adam learning rate of the gradient fit"
@@ -105,6 +109,19 @@ def mask_stats(masks: Tensor, truth: Tensor, maps: Tensor, noisy: list[int]) -> 
     }
 
 
+def lifting_methods(scene: GaussianScene, cams: Cameras, maps: Tensor, args: argparse.Namespace):
+    """[(row, channel, lift)]: every way compared of lifting `maps`; lift(channel) sets the channel."""
+
+    def fit(steps: int):
+        return lambda name: fit_channel(scene, name, cams, maps, steps, args.fit_lr, seed=args.seed)
+
+    methods = [(f"field (a) fit, {n} steps", f"field_a{n}", fit(n)) for n in args.fit_steps]
+    methods.append(
+        ("field (b) back-proj.", "field_b", lambda name: scene.lift_channel(name, cams, maps))
+    )
+    return methods
+
+
 def lift_and_measure(
     scene: GaussianScene,
     cams: Cameras,
@@ -116,16 +133,7 @@ def lift_and_measure(
     """Stats of the per-view map masks and of the two fields' rendered masks, with lifting times."""
     map_masks = (maps > args.threshold).float()
     rows = {"per-view maps": {"seconds": None, **mask_stats(map_masks, truth, map_masks, noisy)}}
-    lifts = (  # (row, channel, lift the maps into that channel)
-        (
-            "field (a) fit",
-            "field_a",
-            lambda name: fit_channel(
-                scene, name, cams, maps, args.fit_steps, args.fit_lr, seed=args.seed
-            ),
-        ),
-        ("field (b) back-proj.", "field_b", lambda name: scene.lift_channel(name, cams, maps)),
-    )
+    lifts = lifting_methods(scene, cams, maps, args)
     for label, channel, lift in lifts:
         start = time.perf_counter()
         lift(channel)

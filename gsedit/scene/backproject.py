@@ -19,11 +19,28 @@ if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
 
 
-def blending_weight_sums(scene: "GaussianScene", cameras: Cameras, maps: Tensor) -> tuple[Tensor, Tensor]:
-    """([N], [N]) sum_j w_ij r_j and sum_j w_ij for maps [C, H, W] seen by `cameras`."""
+def render_features(scene: "GaussianScene", cameras: Cameras, features: Tensor) -> Tensor:
+    """[C, H, W, D] per-Gaussian `features` [N, D] composited over the scene's frozen geometry."""
     from gsedit.render.rasterize import rasterize
 
     p = scene.params
+    return rasterize(
+        means=p["means"].detach(),
+        quats=p["quats"].detach(),
+        scales=torch.exp(p["scales"].detach()),
+        opacities=torch.sigmoid(p["opacities"].detach()),
+        colors=features,
+        viewmats=cameras.viewmats,
+        Ks=cameras.Ks,
+        width=cameras.width,
+        height=cameras.height,
+        sh_degree=None,
+        backend=scene.config.backend,
+    ).colors
+
+
+def blending_weight_sums(scene: "GaussianScene", cameras: Cameras, maps: Tensor) -> tuple[Tensor, Tensor]:
+    """([N], [N]) sum_j w_ij r_j and sum_j w_ij for maps [C, H, W] seen by `cameras`."""
     n = len(scene)
     weighted = torch.zeros(n, device=scene.device)
     total = torch.zeros(n, device=scene.device)
@@ -33,20 +50,7 @@ def blending_weight_sums(scene: "GaussianScene", cameras: Cameras, maps: Tensor)
     for start in range(0, len(cameras), step):
         cams = cameras[start : start + step]
         probe = torch.zeros(n, 2, device=scene.device, requires_grad=True)
-        out = rasterize(
-            means=p["means"].detach(),
-            quats=p["quats"].detach(),
-            scales=torch.exp(p["scales"].detach()),
-            opacities=torch.sigmoid(p["opacities"].detach()),
-            colors=probe,
-            viewmats=cams.viewmats,
-            Ks=cams.Ks,
-            width=cams.width,
-            height=cams.height,
-            sh_degree=None,
-            backend=scene.config.backend,
-        )
-        channels = out.colors  # [c, H, W, 2]
+        channels = render_features(scene, cams, probe)  # [c, H, W, 2]
         loss = (channels[..., 0] * maps[start : start + step]).sum() + channels[..., 1].sum()
         (grad,) = torch.autograd.grad(loss, probe)
         weighted += grad[:, 0]

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
+from gsedit.scene.backproject import render_features
 
 if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
@@ -23,23 +24,7 @@ if TYPE_CHECKING:
 
 def render_values(scene: GaussianScene, cameras: Cameras, values: Tensor) -> Tensor:
     """[C, H, W] `values` [N] composited over the scene's frozen geometry (0 behind everything)."""
-    from gsedit.render.rasterize import rasterize
-
-    p = scene.params
-    out = rasterize(
-        means=p["means"].detach(),
-        quats=p["quats"].detach(),
-        scales=torch.exp(p["scales"].detach()),
-        opacities=torch.sigmoid(p["opacities"].detach()),
-        colors=values[:, None],
-        viewmats=cameras.viewmats,
-        Ks=cameras.Ks,
-        width=cameras.width,
-        height=cameras.height,
-        sh_degree=None,
-        backend=scene.config.backend,
-    )
-    return out.colors[..., 0]
+    return render_features(scene, cameras, values[:, None])[..., 0]
 
 
 def _check_maps(
