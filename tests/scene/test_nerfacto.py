@@ -35,6 +35,7 @@ from gsedit.scene.nerfacto import (
     fit_nerfacto,
     pixel_grid,
 )
+from tests.edit.test_session import InterruptingEditor
 
 SIZE = 16
 CONFIG = replace(TINY, rays_per_batch=256)
@@ -226,20 +227,6 @@ def test_load_and_fit_reject_bad_input(tmp_path, synthetic):
     images, _, cameras, _ = synthetic
     with pytest.raises(GseditError, match=r"images must be \[C, H, W, 3\]"):
         fit_nerfacto(images[:, :8], cameras, 1, CONFIG)
-
-
-class InterruptingEditor(SyntheticEditor):
-    """The synthetic editor, interrupted (Ctrl-C) on its n-th edit."""
-
-    def __init__(self, interrupt_at: int | None):
-        super().__init__()
-        self.calls, self.interrupt_at = 0, interrupt_at
-
-    def edit(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.interrupt_at:
-            raise KeyboardInterrupt
-        return super().edit(*args, **kwargs)
 
 
 def start_session(folder, source, cameras) -> Session:
