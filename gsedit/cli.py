@@ -15,8 +15,10 @@ from gsedit.edit.refine import RefineConfig
 from gsedit.metrics.evaluate import EvalConfig
 from gsedit.models.adss import ADSSConfig
 from gsedit.models.ip2p import IP2PConfig
+from gsedit.scene.convert import ConvertConfig
 from gsedit.scene.fit import FitConfig
 from gsedit.errors import GseditError
+from gsedit.scene.files import load_scene_file
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_METHOD = "gsedit"
@@ -32,43 +34,19 @@ def resolve_device(device: Device):
     return torch.device(device)
 
 
-def load_scene_file(path: Path, device):
-    """Loads a scene file on `device`: a 3DGS .ply, or a nerfacto .ckpt written by gsedit."""
-    from gsedit.errors import InputFileError
-
-    path = Path(path)
-    if path.suffix.lower() == ".ckpt":
-        from gsedit.scene.nerfacto import NerfactoScene
-
-        return NerfactoScene.load(path, device)
-    if path.suffix.lower() != ".ply":
-        raise InputFileError(path, "expected a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene.")
-    from gsedit.scene.gaussian_scene import GaussianScene
-
-    return GaussianScene.load(path, device)
-
-
 @dataclass
 class Info:
-    """Count, SH degree, bounds and extra properties of a scene."""
+    """What a scene file holds: a 3DGS .ply (count, SH degree, bounds, extras, labels) or a nerfacto .ckpt."""
 
     scene: Positional[Path]
 
     def run(self) -> None:
-        from gsedit.scene.labels import read_labels
-        from gsedit.scene.ply import read_ply
+        from gsedit.scene.describe import describe_scene
 
-        g = read_ply(self.scene)
-        lo, hi = g.bounds()
-        print(f"file:        {self.scene}")
-        print(f"gaussians:   {len(g):,}")
-        print(f"sh degree:   {g.sh_degree}")
-        print(f"bounds min:  {[round(float(v), 4) for v in lo]}")
-        print(f"bounds max:  {[round(float(v), 4) for v in hi]}")
-        print(f"extras:      {', '.join(sorted(g.extras)) or 'none'}")
-        labels = read_labels(self.scene)
-        if labels:
-            print(f"labels:      {', '.join(f'{k}={v}' for k, v in sorted(labels.items()))}")
+        lines = describe_scene(self.scene)
+        width = max(len(name) for name, _ in lines) + 3  # values in one column, after "name: "
+        for name, value in lines:
+            print(f"{name + ':':<{width}}{value}")
 
 
 @dataclass
@@ -94,11 +72,11 @@ class Render:
 
 
 @dataclass
-class Edit:
-    """Edits a scene from text instructions, turn after turn; writes DIR/turn_NN/ after every turn."""
+class EditRun:
+    """What `gsedit edit` and `gsedit compare` share: the scene, the turns, the method and plug-ins."""
 
     scene: Positional[Path | None] = None
-    """The input scene (.ply); not needed with --resume."""
+    """The input scene (.ply, or a gsedit nerfacto .ckpt); not needed with --resume."""
     cameras: str | None = None
     """INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
     turn: UseAppendAction[list[str]] = field(default_factory=list)
@@ -118,9 +96,6 @@ class Edit:
     device: Device = "auto"
     refine: bool = False
     """Run the super-resolution refine stage after the last turn (settings: --sr.*)."""
-    view: bool = False
-    """Show the scene updating live in a web viewer (viser) while it trains."""
-    view_port: int = 8080
     turntable: bool = False
     """Write renders/turntable.mp4 (and before_after.mp4) for every finished turn."""
     quiet: bool = False
@@ -133,10 +108,40 @@ class Edit:
     sr: RefineConfig = field(default_factory=RefineConfig)
     """Refine stage (--refine)."""
 
+
+@dataclass
+class Edit(EditRun):
+    """Edits a scene from text instructions, turn after turn; writes DIR/turn_NN/ after every turn."""
+
+    view: bool = False
+    """Show the scene updating live in a web viewer (viser) while it trains."""
+    view_port: int = 8080
+
     def run(self) -> None:
         from gsedit.edit.run import run_edit_command
 
         run_edit_command(self)
+
+
+@dataclass
+class Compare(EditRun):
+    """Runs the same turns on 3DGS and nerfacto (the other refitted from the scene's renders):
+    DIR/3dgs/ and DIR/nerfacto/ sessions, a side-by-side grid per turn, a table of seconds, memory
+    and metrics (DIR/compare.html, DIR/compare.json)."""
+
+    backends: str = "3dgs,nerfacto"
+    """Comma-separated backends; the one the scene is in edits it as is, the others refit it."""
+    refit: ConvertConfig = field(default_factory=ConvertConfig)
+    """How the scene is refitted in the other backend (on the session's cameras)."""
+    views: int = 4
+    """Views shown in each grid."""
+    metrics: EvalConfig = field(default_factory=EvalConfig)
+    """The metrics of `gsedit eval`, per backend and turn."""
+
+    def run(self) -> None:
+        from gsedit.compare import run_compare
+
+        run_compare(self)
 
 
 @dataclass
@@ -259,13 +264,13 @@ class Segment:
 
 @dataclass
 class View:
-    """Web viewer (viser) of a session (turn slider, before/after, masks, relevance) or of one .ply."""
+    """Web viewer (viser) of a session (turn slider, before/after, masks, relevance) or of one scene file."""
 
     path: Positional[Path]
     port: int = 8080
     host: str = "127.0.0.1"
     max_side: int | None = None
-    """Longest side of the rendered view (default: 256 px on CPU, 1024 on CUDA)."""
+    """Longest side of the rendered view (default: 3DGS 256 px on CPU, 1024 on CUDA; nerfacto 64 / 256)."""
     device: Device = "auto"
 
     def run(self) -> None:
@@ -331,6 +336,8 @@ def _commands(method: str):
         Annotated[Info, subcommand("info")],
         Annotated[Render, subcommand("render")],
         Annotated[Edit, subcommand("edit", default=edit_default, description=Edit.__doc__ + f" Preset '{method}': {description}")],
+        Annotated[Compare, subcommand("compare", default=Compare(method=method, settings=settings, out=Path("compare")),
+                                      description=Compare.__doc__ + f" Preset '{method}': {description}")],
         Annotated[Fit, subcommand("fit")],
         Annotated[Undo, subcommand("undo")],
         Annotated[View, subcommand("view")],
@@ -368,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        console.print("[bold yellow]interrupted[/]: finished turns are kept; `gsedit edit --out DIR --resume` continues.")
+        name = "compare" if argv[:1] == ["compare"] else "edit"
+        console.print(f"[bold yellow]interrupted[/]: finished turns are kept; `gsedit {name} --out DIR --resume` continues.")
         return 130
     except (OSError, MemoryError) as exc:
         if debug:

@@ -67,15 +67,50 @@ def write_foreign_scene(folder: Path) -> tuple[Path, Path]:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gsedit", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "gsedit", *map(str, args)], capture_output=True, text=True, check=False)
 
 
 def test_info_describes_the_scene(labelled, capsys):
     scene, _ = labelled
     assert main(["info", str(scene)]) == 0
     out = capsys.readouterr().out
-    assert "gaussians:   750" in out and "sh degree:   0" in out
+    assert "backend:     3dgs" in out and "gaussians:   750" in out and "sh degree:   0" in out
     assert "extras:      label" in out and "2=sphere" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_nerfacto(tmp_path_factory) -> Path:
+    """A tiny nerfacto checkpoint with a 'relevance' channel."""
+    pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
+    import torch
+
+    from gsedit.cameras.formats import load_cameras
+    from gsedit.scene.nerfacto import NerfactoScene
+    from tests.viewer.tiny_session import write_tiny_nerfacto
+
+    path, cameras = write_tiny_nerfacto(tmp_path_factory.mktemp("nerfacto"))
+    state = NerfactoScene.load(path).state()  # a short relevance fit, to keep the test fast
+    scene = NerfactoScene.from_state({**state, "config": {**state["config"], "lift_steps": 2}})
+    cams = load_cameras(cameras)
+    scene.lift_channel("relevance", cams, torch.ones(len(cams), cams.height, cams.width))
+    return scene.save_as(path)
+
+
+def test_info_describes_a_nerfacto_checkpoint(tiny_nerfacto, capsys):
+    from gsedit.scene.nerfacto import NerfactoScene
+
+    assert main(["info", str(tiny_nerfacto)]) == 0
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    values = {name: value.strip() for name, value in lines.items()}
+    scene = NerfactoScene.load(tiny_nerfacto)
+    parameters = sum(p.numel() for p in scene.network.parameters())
+    lo, hi = scene.bounds()
+    assert values["backend"] == "nerfacto" and values["steps trained"] == "4"
+    assert values["parameters"] == f"{parameters:,}" and values["channels"] == "relevance"
+    assert values["hash grid"].startswith("4 levels of 2^12 entries")  # the tiny preset
+    assert values["bounds min"] == str([round(float(v), 4) for v in lo])
+    assert values["bounds max"] == str([round(float(v), 4) for v in hi])
+    assert "labels" not in values  # the checkpoint names no objects
 
 
 def test_render_writes_one_png_per_view_and_a_sheet(labelled, tmp_path):
@@ -146,15 +181,21 @@ def test_bad_edit_input_gives_one_paragraph_and_no_traceback(labelled, tmp_path,
 
 
 @pytest.mark.parametrize(
-    "content, message",
-    [(b"hello", "not a PLY"), (b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n", "")],
+    "name, content, message",
+    [
+        ("bad.ply", b"hello", "not a PLY"),
+        ("bad.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n", ""),
+        ("bad.ckpt", b"hello", "not a PyTorch checkpoint"),
+        ("bad.txt", b"hello", "expected a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene"),
+    ],
 )
-def test_broken_scene_files_are_refused_with_the_file_named(tmp_path, content, message):
-    bad = tmp_path / "bad.ply"
+def test_broken_scene_files_are_refused_with_the_file_named(tmp_path, name, content, message):
+    bad = tmp_path / name
     bad.write_bytes(content)
     result = run_cli("info", bad)
-    assert result.returncode == 1 and str(bad) in " ".join(result.stderr.split()).replace("\n", "")
-    assert message in result.stderr and "Traceback" not in result.stderr
+    stderr = " ".join(result.stderr.split())
+    assert result.returncode == 1 and str(bad) in stderr
+    assert message in stderr and "Traceback" not in result.stderr
 
 
 def test_malformed_cameras_are_refused(labelled, tmp_path):

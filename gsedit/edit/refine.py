@@ -35,6 +35,7 @@ from gsedit.edit.session import Session
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import EnhanceConfig, ImageEnhancer
+from gsedit.render.images import read_mask
 from gsedit.scene.base import Scene
 from gsedit.edit.run import session_cameras
 
@@ -90,20 +91,6 @@ def laplacian_variance(images: Tensor) -> Tensor:
 
 
 # -- face masks ---------------------------------------------------------------------------------
-def _read_mask(path: Path) -> Tensor:
-    """[H, W] mask in [0, 1] from a grey, RGB or RGBA image file (colour images: the mean of RGB)."""
-    import imageio.v3 as iio
-    import numpy as np
-
-    try:
-        array = np.asarray(iio.imread(path))
-    except (OSError, ValueError) as exc:
-        raise InputFileError(path, f"not a readable mask image ({exc}).") from None
-    scale = 65535.0 if array.dtype == np.uint16 else 255.0 if array.dtype == np.uint8 else 1.0
-    mask = torch.from_numpy(array.astype(np.float32) / scale)
-    return mask[..., :3].mean(-1) if mask.ndim == 3 else mask
-
-
 def _fit_mask(mask: Tensor, path: Path, width: int, height: int) -> Tensor:
     """`mask` [h, w] resized to [height, width]; the aspect ratio must match."""
     h, w = mask.shape
@@ -133,7 +120,7 @@ def load_face_masks(folder: Path, cameras: Cameras) -> Tensor:
     for i, name in enumerate(cameras.names):
         path = files.get(f"{i:04d}") or files.get(Path(name).stem)
         if path is not None:
-            masks[i] = _fit_mask(_read_mask(path), path, cameras.width, cameras.height)
+            masks[i] = _fit_mask(read_mask(path), path, cameras.width, cameras.height)
             found += 1
     if found == 0:
         raise InputFileError(

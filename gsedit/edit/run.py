@@ -98,9 +98,14 @@ def _labelled_input(session: Session) -> bool:
     return labels_path(session.scene_path(0)).exists()
 
 
-def start_or_resume(args, device) -> Session:
-    """Opens (--resume) or creates the session folder and appends the new turns."""
-    turns = make_turns(args.turn, args.target, args.keep)
+def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
+    """Opens (--resume) or creates the session folder and appends the new turns.
+
+    Args:
+        turns: the turns to add; default: those of --turn, --target and --keep.
+    """
+    if turns is None:
+        turns = make_turns(args.turn, args.target, args.keep)
     if args.resume:
         session = Session.open(args.out)
         if turns:
@@ -113,14 +118,14 @@ def start_or_resume(args, device) -> Session:
     if not turns:
         raise GseditError("gsedit edit needs at least one --turn 'instruction'.")
     args.settings.validate()
-    from gsedit.cli import load_scene_file
+    from gsedit.scene.files import load_scene_file
 
     scene = load_scene_file(args.scene, device)  # fails early, before any folder is written
     session = Session.create(
         args.out,
         scene_file=scene.filename,
         input_path=str(Path(args.scene).resolve()),
-        cameras=_absolute_spec(args.cameras),
+        cameras=absolute_cameras_spec(args.cameras),
         method=args.method,
         settings=args.settings,
         plugins=plugin_settings(args),
@@ -131,23 +136,30 @@ def start_or_resume(args, device) -> Session:
     return session
 
 
-def _absolute_spec(spec: str) -> str:
+def absolute_cameras_spec(spec: str) -> str:
     return spec if spec.startswith("orbit:") else str(Path(spec).resolve())
 
 
 def session_cameras(session: Session, scene):
     """The session's cameras at its training resolution, on the scene's device."""
+    return training_cameras(session.data["cameras"], scene, session.settings.max_side)
+
+
+def training_cameras(spec: str, scene, max_side: int | None):
+    """The cameras of `spec` (any --cameras source) at most `max_side` px, on the scene's device."""
     from gsedit.cameras.formats import load_cameras
 
-    cams = load_cameras(session.data["cameras"], bounds=scene.bounds())
-    return cams.limited(session.settings.max_side).to(scene.device)
+    cams = load_cameras(spec, bounds=scene.bounds())
+    return cams.limited(max_side).to(scene.device)
 
 
-def run_edit_command(args) -> Session:
-    from gsedit.cli import load_scene_file, resolve_device
+def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
+    """Runs `gsedit edit` (args: the Edit command); `turns` replaces --turn/--target/--keep."""
+    from gsedit.cli import resolve_device
+    from gsedit.scene.files import load_scene_file
 
     device = resolve_device(args.device)
-    session = start_or_resume(args, device)
+    session = start_or_resume(args, device, turns)
     plugins = session.data["plugins"]
     editor = build_editor(plugins, device)
     segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
@@ -199,7 +211,7 @@ def _write_report(session: Session) -> None:
 
 
 def run_refine_command(folder: Path, config, face_segmenter: str, adss_config, device, quiet: bool) -> Path:
-    from gsedit.cli import load_scene_file
+    from gsedit.scene.files import load_scene_file
     from gsedit.edit.refine import run_refine
     from gsedit.progress import fit_progress
 

@@ -56,6 +56,7 @@ from gsedit.edit.session import Session, TurnRecord
 from gsedit.errors import GseditError, InputFileError
 from gsedit.metrics.image import LpipsNet, edit_psnr, lpips, psnr, ssim
 from gsedit.metrics.masks import miou
+from gsedit.render.images import read_image_folder, read_mask
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -107,25 +108,12 @@ class EvalConfig:
 # -- reading the session ------------------------------------------------------------------------
 def read_images(folder: Path) -> tuple[list[str], Tensor]:
     """(file names, [V, H, W, 3] images in [0, 1]) of the PNGs in `folder`, sorted by name."""
-    import imageio.v3 as iio
-    import numpy as np
-
-    paths = sorted(Path(folder).glob("*.png"))
-    if not paths:
-        raise InputFileError(folder, "no PNG images here: the session folder is incomplete.")
-    arrays = [np.asarray(iio.imread(p)) for p in paths]
-    arrays = [np.repeat(a[..., None], 3, axis=-1) if a.ndim == 2 else a[..., :3] for a in arrays]
-    if len({a.shape for a in arrays}) != 1:
-        raise InputFileError(
-            folder, f"images of different sizes {sorted({a.shape for a in arrays})}."
-        )
-    return [p.name for p in paths], torch.from_numpy(np.stack(arrays).astype(np.float32) / 255.0)
+    return read_image_folder(folder, "*.png")
 
 
 def read_masks(folder: Path) -> tuple[list[str], Tensor]:
     """(file names, [V, H, W] masks in [0, 1]) of the mask PNGs in `folder` (colour: mean of RGB)."""
-    names, images = read_images(folder)
-    return names, images.mean(-1)
+    return read_image_folder(folder, "*.png", read=read_mask)
 
 
 def _same_views(
@@ -444,7 +432,7 @@ def evaluate_session(
     records = session.records[:last]
     captions = captions_for(records, config)
     if load_scene is None:
-        from gsedit.cli import load_scene_file
+        from gsedit.scene.files import load_scene_file
 
         load_scene = lambda path: load_scene_file(path, device)
     if cameras_for is None:

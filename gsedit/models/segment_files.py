@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
 import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_path
 from gsedit.errors import InputFileError
 from gsedit.models.base import ImageSegmenter
+from gsedit.render.images import read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Overlay colour (red) and its weight over the image inside the mask.
@@ -39,22 +39,6 @@ def list_images(inputs: list[Path]) -> list[Path]:
         if stems.count(path.stem) > 1:
             raise InputFileError(path, "another input has the same name; outputs would clash")
     return files
-
-
-def read_image(path: Path) -> Tensor:
-    """[H, W, 3] float image in [0, 1] from a PNG/JPEG (grey is repeated, alpha dropped)."""
-    try:
-        array = iio.imread(path)
-    except Exception as err:  # imageio raises many types for foreign or broken files
-        raise InputFileError(path, f"not a readable image ({err})") from err
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] not in (3, 4) or array.dtype.kind != "u":
-        raise InputFileError(
-            path, f"expected an RGB(A) or grey 8/16-bit image, got {array.dtype} {array.shape}"
-        )
-    scale = float(np.iinfo(array.dtype).max)
-    return torch.from_numpy(array[..., :3].astype(np.float32) / scale)
 
 
 def overlay(image: Tensor, mask: Tensor) -> Tensor:

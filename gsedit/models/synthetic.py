@@ -30,6 +30,8 @@ from torch import Tensor
 from gsedit.errors import GseditError
 from gsedit.models.base import EditOutput, ImageEditor
 
+MIN_PEAK_COVERAGE = 0.25  # below this an object's mask is noise, not the object
+
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.1, 0.1),
     "green": (0.1, 0.7, 0.2),
@@ -98,11 +100,15 @@ class SyntheticEditor(ImageEditor):
         self._warned: set[str] = set()
 
     def calibrate(self, images: Tensor, object_masks: dict[str, Tensor]) -> None:
-        """Learns each object's colour: mean of `images` [C, H, W, 3] where its mask [C, H, W] > 0.9."""
+        """Learns each object's colour: mean of `images` [C, H, W, 3] where its mask [C, H, W] is
+        above 0.9 of its peak (a radiance field's soft coverage may never reach 1); objects whose
+        coverage stays below MIN_PEAK_COVERAGE count as unseen."""
         for name, masks in object_masks.items():
-            inside = masks > 0.9
-            if inside.any():
-                self.object_colours.setdefault(name.lower(), []).append(images[inside].mean(dim=0).cpu())
+            peak = min(1.0, float(masks.max()))
+            if peak < MIN_PEAK_COVERAGE:
+                continue
+            inside = masks > 0.9 * peak
+            self.object_colours.setdefault(name.lower(), []).append(images[inside].mean(dim=0).cpu())
 
     def _object_mask(self, images: Tensor, name: str) -> Tensor | None:
         """[B, H, W] soft mask of pixels showing object `name` under any colour it has had."""

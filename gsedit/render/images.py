@@ -1,8 +1,10 @@
-"""Rendering a scene's channels to PNG files, with a contact sheet per channel."""
+"""Image files: rendering a scene's channels to PNGs (with a contact sheet per channel), and the one
+reader of image and mask files every part of gsedit uses."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.errors import GseditError
+from gsedit.errors import GseditError, InputFileError
 
 # distinct colours for label ids (tab10-like)
 PALETTE = torch.tensor(
@@ -24,6 +26,95 @@ PALETTE = torch.tensor(
 def to_uint8(images: Tensor) -> np.ndarray:
     """[..., 3] or [...] floats in [0, 1] -> uint8 array."""
     return (images.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _decode(path: Path) -> np.ndarray:
+    """[H, W] (grey) or [H, W, 3] float32 in [0, 1] of an 8/16-bit image file; alpha dropped.
+
+    Palette images arrive as RGB (imageio expands them). 16-bit colour PNGs arrive with 8 bits of
+    precision: Pillow, imageio's PNG backend, keeps the high byte of each sample.
+    """
+    import imageio.v3 as iio
+
+    try:
+        array = np.asarray(iio.imread(path))
+    except Exception as err:  # imageio and Pillow raise many types (OSError, SyntaxError, ...)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputFileError(
+            path, f"not a readable image: damaged, missing or not an image file ({reason})."
+        ) from err
+    if array.ndim == 3 and array.shape[-1] in (1, 2):  # grey, grey + alpha
+        array = array[..., 0]
+    elif array.ndim == 3 and array.shape[-1] in (3, 4):  # RGB, RGBA
+        array = array[..., :3]
+    elif array.ndim != 2:  # a multi-frame file, or a foreign channel layout
+        raise InputFileError(
+            path, f"expected one grey, RGB or RGBA image, got an array of shape {array.shape}."
+        )
+    if array.dtype == np.bool_:  # 1-bit images
+        return array.astype(np.float32)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise InputFileError(path, f"expected 8- or 16-bit integer pixels, got {array.dtype}.")
+    return array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+
+
+def read_image(path: str | Path) -> Tensor:
+    """[H, W, 3] float32 image in [0, 1] of an 8/16-bit grey, RGB(A) or palette file (grey repeated).
+
+    Raises InputFileError naming the file when it is unreadable, not an image or not 8/16-bit.
+    """
+    array = _decode(Path(path))
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    return torch.from_numpy(array)
+
+
+def read_mask(path: str | Path) -> Tensor:
+    """[H, W] float32 mask in [0, 1] of an image file: grey as is, colour as the mean of RGB."""
+    array = _decode(Path(path))
+    return torch.from_numpy(array.mean(-1, dtype=np.float32) if array.ndim == 3 else array)
+
+
+def read_image_stack(
+    paths: list[Path], folder: str | Path, read: Callable[[Path], Tensor] = read_image
+) -> Tensor:
+    """[V, H, W, 3] images (or [V, H, W] with `read=read_mask`) of `paths` (not empty), of one size.
+
+    `folder` is the place named when the sizes differ. The stack is filled in place, so the peak
+    memory is the stack and one image.
+    """
+    first = read(paths[0])
+    stack = first.new_empty((len(paths), *first.shape))
+    stack[0] = first
+    for i, path in enumerate(paths[1:], start=1):
+        image = read(path)
+        if image.shape != first.shape:
+            raise InputFileError(
+                folder,
+                f"images of different sizes: {paths[0].name} is {_size(first)}, {path.name} is "
+                f"{_size(image)}; one size is needed.",
+            )
+        stack[i] = image
+    return stack
+
+
+def read_image_folder(
+    folder: str | Path, pattern: str = "*.png", read: Callable[[Path], Tensor] = read_image
+) -> tuple[list[str], Tensor]:
+    """(file names, [V, H, W, 3] images) of the files in `folder` matching `pattern`, sorted by name.
+
+    With `read=read_mask` the images are [V, H, W] masks. All files must have one size.
+    """
+    folder = Path(folder)
+    paths = sorted(folder.glob(pattern))
+    if not paths:
+        raise InputFileError(folder, f"no images matching {pattern} in this folder.")
+    return [p.name for p in paths], read_image_stack(paths, folder, read)
+
+
+def _size(image: Tensor) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"
 
 
 def contact_sheet(images: np.ndarray, columns: int | None = None) -> np.ndarray:

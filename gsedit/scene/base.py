@@ -86,6 +86,11 @@ class Scene(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot lift per-view maps to 3D")
 
+    def lift_labels(self, names: dict[int, str], cameras: Cameras, maps: Tensor) -> None:
+        """Makes the scene labelled: `names` id -> object, `maps` [L, C, H, W] each label's coverage
+        in every view (ids in sorted order), so that `label=K` channels render those objects."""
+        raise NotImplementedError(f"{type(self).__name__} cannot hold labels")
+
     def bounds(self) -> tuple[Tensor, Tensor]:
         """([3], [3]) axis-aligned bounds of the scene content, used for orbit cameras."""
         raise NotImplementedError

@@ -145,10 +145,8 @@ def images_for_cameras(folder, cameras: Cameras) -> tuple[Tensor, Cameras]:
     """
     from pathlib import Path
 
-    import imageio.v3 as iio
-    import numpy as np
-
     from gsedit.errors import InputFileError
+    from gsedit.render.images import read_image_stack
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -157,22 +155,12 @@ def images_for_cameras(folder, cameras: Cameras) -> tuple[Tensor, Cameras]:
     missing = [n for n in cameras.names if Path(n).stem not in files]
     if missing:
         raise InputFileError(folder, f"no image for {len(missing)} camera(s), e.g. {missing[:3]}.")
-    arrays = []
-    for name in cameras.names:
-        array = np.asarray(iio.imread(files[Path(name).stem]))
-        if array.ndim == 2:
-            array = np.stack([array] * 3, axis=-1)
-        arrays.append(array[..., :3])
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise InputFileError(folder, f"images of different sizes {sorted(shapes)}: one size is needed.")
-    h, w = arrays[0].shape[:2]
+    images = read_image_stack([files[Path(n).stem] for n in cameras.names], folder)  # [C, H, W, 3]
+    h, w = images.shape[1:3]
     if abs(w / cameras.width - h / cameras.height) > 0.02:
         raise InputFileError(
             folder, f"images are {w}x{h} but the cameras are {cameras.width}x{cameras.height}: not a uniform scale."
         )
-    scale = 255.0 if arrays[0].dtype == np.uint8 else 65535.0
-    images = torch.from_numpy(np.stack(arrays).astype(np.float32) / scale)
     return images, cameras.resized(w, h)
 
 

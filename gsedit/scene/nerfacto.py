@@ -20,6 +20,7 @@ nerfstudio's data parsers do; scene contraction squeezes what lies beyond the un
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -38,18 +39,20 @@ from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
 INSTALL_HINT = "pip install -e \".[nerf]\" && pip install --no-deps nerfstudio==1.1.5"
 
 try:
-    from nerfstudio.cameras.rays import RayBundle, RaySamples
-    from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
-    from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
-    from nerfstudio.field_components.field_heads import FieldHeadNames
-    from nerfstudio.field_components.mlp import MLPWithHashEncoding
-    from nerfstudio.field_components.spatial_distortions import SceneContraction
-    from nerfstudio.fields.density_fields import HashMLPDensityField
-    from nerfstudio.fields.nerfacto_field import NerfactoField
-    from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
-    from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler
-    from nerfstudio.model_components.renderers import RGBRenderer
-    from nerfstudio.model_components.scene_colliders import NearFarCollider
+    with warnings.catch_warnings():  # nerfstudio's torch.cuda.amp decorators warn on import
+        warnings.simplefilter("ignore", FutureWarning)
+        from nerfstudio.cameras.rays import RayBundle, RaySamples
+        from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
+        from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+        from nerfstudio.field_components.field_heads import FieldHeadNames
+        from nerfstudio.field_components.mlp import MLPWithHashEncoding
+        from nerfstudio.field_components.spatial_distortions import SceneContraction
+        from nerfstudio.fields.density_fields import HashMLPDensityField
+        from nerfstudio.fields.nerfacto_field import NerfactoField
+        from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
+        from nerfstudio.model_components.ray_samplers import ProposalNetworkSampler
+        from nerfstudio.model_components.renderers import RGBRenderer
+        from nerfstudio.model_components.scene_colliders import NearFarCollider
 except ImportError as exc:  # the optional extra is missing: say which install fixes it
     raise GseditError(
         f"The nerfacto backend needs nerfstudio, which cannot be imported ({exc}). "
@@ -58,7 +61,7 @@ except ImportError as exc:  # the optional extra is missing: say which install f
 
 CHECKPOINT_FORMAT = "gsedit-nerfacto"
 CHECKPOINT_VERSION = 1
-CHANNEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a head's key in the state dict
+CHANNEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(=-?[0-9]+)?$")  # a head's key: no dots
 
 
 @dataclass
@@ -414,12 +417,14 @@ class NerfactoScene(Scene):
         frame: ModelFrame,
         content_bounds: tuple[Tensor, Tensor],
         steps_trained: int = 0,
+        labels: dict[int, str] | None = None,
     ):
         self.network = network
         self.config = network.config
         self.frame = frame
         self.content_bounds = content_bounds
         self.steps_trained = steps_trained
+        self.labels = dict(labels or {})  # id -> name; label=K is the head of that name
 
     # -- construction and I/O -------------------------------------------------------------
     @classmethod
@@ -451,6 +456,7 @@ class NerfactoScene(Scene):
             "heads": list(self.network.heads),
             "sampler": self.network.sampler_state(),
             "steps_trained": self.steps_trained,
+            "labels": {str(k): v for k, v in self.labels.items()},
             "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
         }
 
@@ -469,7 +475,8 @@ class NerfactoScene(Scene):
         network.load_sampler_state(state["sampler"])
         frame = ModelFrame(state["frame"]["centre"].float(), float(state["frame"]["scale"]))
         bounds = (state["bounds"][0], state["bounds"][1])
-        return cls(network.to(device), frame, bounds, int(state["steps_trained"]))
+        labels = {int(k): str(v) for k, v in state.get("labels", {}).items()}
+        return cls(network.to(device), frame, bounds, int(state["steps_trained"]), labels)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> NerfactoScene:
@@ -481,7 +488,10 @@ class NerfactoScene(Scene):
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle, zip and tensor errors all mean "not our checkpoint"
             raise InputFileError(
-                path, f"not a readable checkpoint ({type(exc).__name__}: {exc})."
+                path,
+                "not a PyTorch checkpoint (torch.load could not read it: "
+                f"{type(exc).__name__}: {exc}); gsedit nerfacto scenes are written by "
+                "`gsedit fit --backend nerfacto` and by nerfacto edit sessions.",
             ) from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise InputFileError(
@@ -524,6 +534,9 @@ class NerfactoScene(Scene):
     def channel_names(self) -> list[str]:
         return list(self.network.heads)
 
+    def label_names(self) -> dict[int, str]:
+        return dict(self.labels)
+
     def bounds(self) -> tuple[Tensor, Tensor]:
         return self.content_bounds
 
@@ -563,7 +576,7 @@ class NerfactoScene(Scene):
     def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
         """Fits a fresh head `name` to `maps` [C, H, W] along the current geometry (WYS 4.3)."""
         if not CHANNEL_NAME.match(name):
-            raise ValueError(f"channel name '{name}' must be a Python identifier")
+            raise ValueError(f"channel name '{name}' must be a Python identifier or label=K")
         shape = (len(cameras), cameras.height, cameras.width)
         if tuple(maps.shape) != shape:
             raise ValueError(
@@ -585,6 +598,12 @@ class NerfactoScene(Scene):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
+    def lift_labels(self, names: dict[int, str], cameras: Cameras, maps: Tensor) -> None:
+        """One head `label=K` per label, fitted to its coverage maps [L, C, H, W] (ids sorted)."""
+        for index, label in enumerate(sorted(names)):
+            self.lift_channel(f"label={label}", cameras, maps[index])
+        self.labels = dict(names)
 
 
 class NerfactoTrainer(SceneTrainer):

@@ -1,4 +1,4 @@
-"""What a viewer shows: the states of a session folder (turn_00.., refined) or one .ply file.
+"""What a viewer shows: the states of a session folder (turn_00.., refined) or one scene file.
 
 No viser here: the viewer asks this for scenes, training cameras and masks by state index, so the
 turn slider's behaviour is testable without a browser.
@@ -19,7 +19,12 @@ from gsedit.cameras import Cameras
 from gsedit.edit.refine import REFINED_DIR
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
+from gsedit.scene.files import SCENE_SUFFIXES, load_scene_file
 from gsedit.viewer.camera import up_direction
+
+SHOWS = (
+    "the viewer shows a 3D Gaussian splatting .ply, a gsedit nerfacto .ckpt or a session folder."
+)
 
 
 @dataclass
@@ -29,21 +34,7 @@ class SceneState:
     label: str  # "turn 1: make the sphere red"
     path: Path  # the scene file
     before: Path | None = None  # the scene file of the state it was made from (None for the input)
-    folder: Path | None = None  # turn folder holding renders/ and masks/ (None for a bare .ply)
-
-
-def load_scene(path: Path, device: torch.device | str) -> Scene:
-    """A scene file the viewer can show (a 3DGS .ply)."""
-    from gsedit.scene.gaussian_scene import GaussianScene
-
-    path = Path(path)
-    if path.suffix.lower() != ".ply":
-        raise InputFileError(
-            path, "the viewer shows a 3D Gaussian splatting .ply or a session folder."
-        )
-    if not path.is_file():
-        raise InputFileError(path, "scene file not found.")
-    return GaussianScene.load(path, device)
+    folder: Path | None = None  # turn folder holding renders/ and masks/ (None for a bare file)
 
 
 class Content(Protocol):
@@ -83,12 +74,17 @@ class ViewerContent:
     # -- building ---------------------------------------------------------------------------
     @classmethod
     def from_path(cls, path: str | Path, device: torch.device | str = "cpu") -> ViewerContent:
-        """A session folder (it holds session.json) or a single .ply file."""
+        """A session folder (it holds session.json) or a single scene file (.ply, .ckpt)."""
         path = Path(path)
         if path.is_dir():
             return cls.from_session(path, device)
-        load_scene(path, device)  # fail now, with the file named, rather than in the render thread
-        return cls([SceneState(path.name, path)], device, path.name)
+        if not path.exists():
+            raise InputFileError(path, f"not found; {SHOWS}")
+        if path.suffix.lower() not in SCENE_SUFFIXES:
+            raise InputFileError(path, SHOWS)
+        content = cls([SceneState(path.name, path)], device, path.name)
+        content.scene(0)  # fail now, with the file named, rather than in the render thread
+        return content
 
     @classmethod
     def from_session(cls, folder: Path, device: torch.device | str = "cpu") -> ViewerContent:
@@ -127,11 +123,11 @@ class ViewerContent:
         path = (state.before or state.path) if before else state.path
         with self._lock:
             if path not in self._scenes:
-                self._scenes[path] = load_scene(path, self.device)
+                self._scenes[path] = load_scene_file(path, self.device)
             return self._scenes[path]
 
     def masks(self, index: int) -> Tensor | None:
-        """[C, H, W] the masks the turn used for the training views, or None (input, bare .ply)."""
+        """[C, H, W] the masks the turn used for the training views, or None (input, bare file)."""
         return _read_stack(self.states[index].folder, "masks", self.cameras)
 
     def renders(self, index: int) -> Tensor | None:
@@ -155,12 +151,13 @@ def training_cameras(session, scene: Scene) -> Cameras | None:
 
 
 def _read_stack(folder: Path | None, kind: str, cameras: Cameras | None) -> Tensor | None:
-    """Reads folder/kind/NNNN.png for every camera as floats in [0, 1]; None when any is missing."""
-    import imageio.v3 as iio
+    """[C, H, W] masks (kind "masks") or [C, H, W, 3] images in [0, 1] of folder/kind/NNNN.png for
+    every camera; None when any is missing."""
+    from gsedit.render.images import read_image, read_image_stack, read_mask
 
     if folder is None or cameras is None:
         return None
     paths = [folder / kind / f"{i:04d}.png" for i in range(len(cameras))]
     if not all(p.is_file() for p in paths):
         return None
-    return torch.stack([torch.from_numpy(iio.imread(p)).float() / 255 for p in paths])
+    return read_image_stack(paths, folder / kind, read_mask if kind == "masks" else read_image)

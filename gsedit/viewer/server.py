@@ -1,8 +1,9 @@
-"""`gsedit view`: a viser web viewer that renders with gsedit's own rasterizer.
+"""`gsedit view`: a viser web viewer that renders with gsedit's own renderers.
 
 Every connected browser sends its camera; one render thread draws the chosen scene from it with
 `Scene.render` at a reduced resolution and sends the frame back as the page's background image.
-The same code runs on CUDA (gsplat) and on CPU (the PyTorch reference rasterizer), only faster.
+Any Scene backend shows the same way (3DGS: gsplat on CUDA, the PyTorch reference rasterizer on
+CPU; nerfacto: ray marching), only at different speeds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 
 from gsedit.errors import GseditError
+from gsedit.scene.base import Scene
+from gsedit.scene.files import scene_backend
 from gsedit.viewer.camera import (
     ViewPose,
     cameras_to_poses,
@@ -43,16 +46,28 @@ class ViewerConfig:
     port: int = 8080
     """HTTP/websocket port of the page."""
     max_side: int | None = None
-    """Longer side of a rendered frame in pixels; None: 256 on CPU, 1024 on CUDA."""
+    """Longer side of a rendered frame in pixels; None: by backend and device (DEFAULT_MAX_SIDE)."""
     jpeg_quality: int = 85
     """JPEG quality of the frames sent to the browser."""
     thumbnail_side: int = 96
     """Longer side of the images shown inside the training-camera frustums."""
 
 
-def default_max_side(device: torch.device) -> int:
-    # the CPU rasterizer draws a few-thousand-Gaussian scene at 256 px in ~0.1 s: interactive enough
-    return 1024 if device.type == "cuda" else 256
+#: (backend, device type) -> longer side of a frame when none is asked for. The CPU rasterizer
+#: draws a few-thousand-Gaussian scene at 256 px in ~0.1 s; nerfacto marches every pixel's ray
+#: through hash grids: the tiny preset takes ~0.4 s at 64 px on one CPU core, the full one ~10 s.
+DEFAULT_MAX_SIDE = {
+    ("3dgs", "cpu"): 256,
+    ("3dgs", "cuda"): 1024,
+    ("nerfacto", "cpu"): 64,
+    ("nerfacto", "cuda"): 256,
+}
+
+
+def default_max_side(device: torch.device, scene: Scene | None = None) -> int:
+    """The frame size for `scene` (a 3DGS one until a scene is shown) on `device`."""
+    backend = "3dgs" if scene is None else scene_backend(scene.filename)
+    return DEFAULT_MAX_SIDE[backend, "cuda" if device.type == "cuda" else "cpu"]
 
 
 def require_viser():
@@ -135,7 +150,7 @@ class Viewer:
         return self._overlay.value
 
     def show(self, content: Content) -> None:
-        """Shows `content` (a session, a .ply, a live edit): slider range, frustums, camera."""
+        """Shows `content` (a session, a scene file, a live edit): slider, frustums, camera."""
         with self._gui_lock:
             self.content = content
             self._mask_cache.clear()
@@ -144,6 +159,9 @@ class Viewer:
                 self._turn.max = max(last, 1)  # viser needs max > min; one state hides the slider
                 self._turn.value = last
                 self._turn.visible = last > 0
+                if self.config.max_side is None:
+                    self.max_side = default_max_side(self.device, content.scene(0))
+                    self._resolution.value = self.max_side
             self._place_initial_camera()
             self.server.scene.set_up_direction(tuple(float(v) for v in content.up()))
             self._state_changed()
@@ -387,7 +405,7 @@ def run_viewer(
     device: torch.device | str = "cpu",
     host: str = "127.0.0.1",
 ) -> Viewer:
-    """Starts a viewer of a session folder or a .ply and returns it (serving in background threads).
+    """Starts a viewer of a session folder or a scene file and returns it (serving in background).
 
     Call `.serve_forever()` to block until Ctrl-C, or `.stop()`.
     """

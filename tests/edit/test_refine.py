@@ -43,7 +43,7 @@ def esrgan(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gaussian_session(tmp_path_factory) -> Path:
     """A labelled synthetic 3DGS scene edited for one short turn with the synthetic editor."""
-    from gsedit.cli import load_scene_file
+    from gsedit.scene.files import load_scene_file
     from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
     from gsedit.edit.config import EditConfig
     from gsedit.edit.engine import Engine, write_input_turn
@@ -80,7 +80,7 @@ def gaussian_session(tmp_path_factory) -> Path:
 
 
 def _load_ply(path):
-    from gsedit.cli import load_scene_file
+    from gsedit.scene.files import load_scene_file
 
     return load_scene_file(path, "cpu")
 

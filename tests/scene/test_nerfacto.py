@@ -219,7 +219,7 @@ def test_load_and_fit_reject_bad_input(tmp_path, synthetic):
     with pytest.raises(InputFileError, match="not found"):
         NerfactoScene.load(tmp_path / "missing.ckpt")
     (tmp_path / "text.ckpt").write_text("hello")
-    with pytest.raises(InputFileError, match="not a readable checkpoint"):
+    with pytest.raises(InputFileError, match="not a PyTorch checkpoint"):
         NerfactoScene.load(tmp_path / "text.ckpt")
     torch.save({"format": "splatfacto"}, tmp_path / "other.ckpt")
     with pytest.raises(InputFileError, match="not a gsedit nerfacto checkpoint"):

@@ -27,7 +27,14 @@ from gsedit.viewer.camera import (
     warp_between,
 )
 from gsedit.viewer.content import SceneState, ViewerContent
-from tests.viewer.tiny_session import SIZE, TURNS, VIEWS, make_tiny_session
+from tests.viewer.tiny_session import (
+    NERF_SIZE,
+    SIZE,
+    TURNS,
+    VIEWS,
+    make_tiny_nerfacto_session,
+    make_tiny_session,
+)
 
 RED, BLUE = (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
 
@@ -66,6 +73,17 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     return make_tiny_session(tmp_path_factory.mktemp("viewer"))
+
+
+@pytest.fixture(scope="module")
+def nerfacto_session(tmp_path_factory):
+    pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: a second thread costs more than it gives
+    try:
+        return make_tiny_nerfacto_session(tmp_path_factory.mktemp("nerfacto"))
+    finally:
+        torch.set_num_threads(previous)
 
 
 # -- camera conversion ----------------------------------------------------------------------------
@@ -206,6 +224,42 @@ def test_single_ply_and_bad_paths(session, tmp_path):
         ViewerContent.from_path(tmp_path / "missing.ply")
 
 
+def test_nerfacto_session_content_lists_turns_and_loads_their_checkpoints(nerfacto_session):
+    from gsedit.scene.nerfacto import NerfactoScene
+
+    content = ViewerContent.from_session(nerfacto_session.folder)
+    assert content.labels == ["turn 0: input"] + [f"turn {i}: {t}" for i, t in enumerate(TURNS, 1)]
+    scenes = [content.scene(i) for i in range(3)]
+    assert all(isinstance(s, NerfactoScene) for s in scenes)
+    iters = nerfacto_session.settings.iters
+    assert [s.steps_trained - scenes[0].steps_trained for s in scenes] == [0, iters, 2 * iters]
+    assert content.scene(2, before=True) is scenes[1]
+    assert len(content.cameras) == VIEWS  # the session's cameras.json, framed by the checkpoint
+    assert content.masks(1).shape == (VIEWS, NERF_SIZE, NERF_SIZE)
+    assert content.renders(2).shape == (VIEWS, NERF_SIZE, NERF_SIZE, 3)
+
+
+def test_single_checkpoint_renders_frames_like_the_scene_itself(nerfacto_session, tmp_path):
+    from gsedit.render.images import to_uint8
+    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.viewer.frame import render_frame
+
+    path = nerfacto_session.scene_path(2)
+    content = ViewerContent.from_path(path)
+    assert content.labels == ["scene.ckpt"] and content.cameras is None
+    pose = cameras_to_poses(ViewerContent.from_session(nerfacto_session.folder).cameras)[1]
+    camera = pose_to_cameras(ViewPose(pose.wxyz, pose.position, pose.fov_y, 1.5), 24)
+    frame = render_frame(content.scene(0), camera)
+    assert frame.shape == (16, 24, 3) and frame.dtype == np.uint8
+    reference = to_uint8(NerfactoScene.load(path).render(camera).rgb[0])
+    np.testing.assert_array_equal(frame, reference)
+    (tmp_path / "bad.ckpt").write_bytes(b"hello")
+    with pytest.raises(InputFileError, match="bad.ckpt: not a PyTorch checkpoint"):
+        ViewerContent.from_path(tmp_path / "bad.ckpt")
+    with pytest.raises(InputFileError, match="missing.ckpt: not found"):
+        ViewerContent.from_path(tmp_path / "missing.ckpt")
+
+
 # -- the server (viser) ---------------------------------------------------------------------------
 def _two_colour_content(tmp_path) -> ViewerContent:
     points = [[0.0, 0.0, 0.0], [0.05, 0.0, 0.0]]
@@ -274,6 +328,26 @@ def test_mask_overlay_lines_up_at_a_training_camera(session):
         plain_away = viewer.render_view(away)
         viewer.select(1, overlay="mask")
         np.testing.assert_array_equal(viewer.render_view(away), plain_away)  # no training view here
+    finally:
+        viewer.stop()
+
+
+def test_viewer_of_a_nerfacto_session_renders_at_the_nerfacto_frame_size(nerfacto_session):
+    pytest.importorskip("viser")
+    from gsedit.viewer.server import DEFAULT_MAX_SIDE, run_viewer
+
+    viewer = run_viewer(nerfacto_session.folder, port=free_port())
+    try:
+        side = DEFAULT_MAX_SIDE["nerfacto", "cpu"]
+        assert viewer.max_side == side < DEFAULT_MAX_SIDE["3dgs", "cpu"]
+        pose = cameras_to_poses(viewer.content.cameras)[0]  # a training camera: masks line up
+        frames = {}
+        for overlay in ("none", "mask"):
+            viewer.select(2, overlay=overlay)
+            frames[overlay] = viewer.render_view(pose)
+        assert frames["none"].shape == (side, side, 3) and frames["none"].std() > 1  # a picture
+        tinted = np.abs(frames["mask"].astype(int) - frames["none"]).max(axis=-1) > 2
+        assert tinted.mean() > 0.9  # segmenter "none": the turn's mask is the whole view
     finally:
         viewer.stop()
 

@@ -1,0 +1,411 @@
+"""`gsedit compare`: the same turns, editor and preset on 3DGS and nerfacto, side by side.
+
+    DIR/compare.json           the plan (scene, cameras, backends, turns), refits and results
+    DIR/compare.html           tables and grids; opens from disk
+    DIR/refit/BACKEND/scene.*  the scene refitted in a backend it was not given in
+    DIR/BACKEND/               an ordinary edit session per backend (gsedit edit --out DIR/BACKEND)
+    DIR/grids/turn_NN.png      per turn: rows BACKEND before / after, columns a few views
+
+Both backends start from the same scene: the one the scene file is in edits it as is, the others
+are fitted to its renders of the session's cameras (labels carried over, see scene/convert.py), and
+the refit's PSNR against those renders says how close the starting points are. Each backend's
+session is resumable on its own; `--resume` reruns whatever is unfinished and appends new turns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gsedit.atomic import write_json
+from gsedit.edit.masks import Turn
+from gsedit.edit.session import SESSION_FILE, Session
+from gsedit.errors import GseditError
+from gsedit.progress import console
+
+COMPARE_FILE = "compare.json"
+BACKENDS = ("3dgs", "nerfacto")
+SCENE_FILES = {"3dgs": "scene.ply", "nerfacto": "scene.ckpt"}
+#: metrics of `gsedit eval` shown per turn (all of them stay in each session's metrics.json)
+METRIC_COLUMNS = {
+    "psnr_unedited": "PSNR↑ unedited",
+    "ssim_unedited": "SSIM↑ unedited",
+    "edit_psnr": "Edit PSNR↑",
+    "miou": "mIoU↑",
+    "clip_text_image": "CLIP txt-img↑",
+    "clip_direction": "CLIP dir↑",
+}
+COST_COLUMNS = {
+    "seconds": "s/turn",
+    "seconds_per_iter": "s/iter",
+    "peak_rss_mb": "peak RSS MB",
+    "peak_cuda_mb": "peak CUDA MB",
+}
+
+
+def parse_backends(text: str) -> list[str]:
+    """'3dgs,nerfacto' -> ['3dgs', 'nerfacto']; unknown or repeated names are an error."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise GseditError(
+            f"--backends {text!r}: give distinct names from {', '.join(BACKENDS)}, comma-separated."
+        )
+    if "nerfacto" in names:
+        import gsedit.scene.nerfacto  # noqa: F401  (says how to install it, before any work is done)
+    return names
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def _turn_dicts(turns: list[Turn]) -> list[dict]:
+    return [{"instruction": t.instruction, "target": t.target, "keep": t.keep} for t in turns]
+
+
+def _plan_turns(plan: dict) -> list[Turn]:
+    return [Turn(t["instruction"], t["target"], t["keep"]) for t in plan["turns"]]
+
+
+def open_plan(args, out: Path) -> dict:
+    """compare.json: created from the arguments, or (--resume) read back with new turns appended."""
+    from gsedit.edit.run import absolute_cameras_spec, make_turns, plugin_settings
+
+    path = out / COMPARE_FILE
+    turns = make_turns(args.turn, args.target, args.keep)
+    if args.resume:
+        if not path.is_file():
+            raise GseditError(f"{out} holds no comparison ({COMPARE_FILE}) to resume: run without --resume.")
+        plan = _read_plan(path)
+        plan["turns"] += _turn_dicts(turns)
+    else:
+        if path.exists():
+            raise GseditError(
+                f"{out} already holds a comparison: continue it with `gsedit compare --out {out} --resume` "
+                "(add --turn to append turns), or choose another --out."
+            )
+        if args.scene is None or args.cameras is None:
+            raise GseditError("gsedit compare needs a scene and --cameras (or --resume with --out DIR).")
+        if not turns:
+            raise GseditError("gsedit compare needs at least one --turn 'instruction'.")
+        args.settings.validate()
+        plan = {
+            "format": 1,
+            "scene": str(Path(args.scene).resolve()),
+            "cameras": absolute_cameras_spec(args.cameras),
+            "backends": parse_backends(args.backends),
+            "max_side": args.settings.max_side,
+            "method": args.method,
+            "editor": args.editor,
+            "settings": dataclasses.asdict(args.settings),
+            "plugins": plugin_settings(args),
+            "refit": dataclasses.asdict(args.refit),
+            "turns": _turn_dicts(turns),
+            "refits": {},
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, plan)
+    return plan
+
+
+def _read_plan(path: Path) -> dict:
+    import json
+
+    from gsedit.errors import InputFileError
+
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(path, f"not a readable comparison file ({exc}).") from exc
+    missing = [k for k in ("scene", "cameras", "backends", "settings", "plugins", "refit", "turns", "refits")
+               if k not in plan]
+    if missing:
+        raise InputFileError(path, f"not a gsedit comparison file: it lacks {', '.join(missing)}.")
+    return plan
+
+
+# -- the scene in every backend -------------------------------------------------------------------
+def scene_for(backend: str, plan: dict, out: Path, device, refit_config, quiet: bool) -> Path:
+    """The scene file `backend` edits: the input itself, or its refit (made once, then reused)."""
+    from gsedit.scene.files import scene_backend
+
+    if scene_backend(plan["scene"]) == backend:
+        return Path(plan["scene"])
+    path = out / "refit" / backend / SCENE_FILES[backend]
+    if path.is_file() and backend in plan["refits"]:
+        return path
+    plan["refits"][backend] = refit(plan, backend, path, device, refit_config, quiet)
+    write_json(out / COMPARE_FILE, plan)
+    return path
+
+
+def refit(plan: dict, backend: str, path: Path, device, config, quiet: bool) -> dict:
+    """Fits `backend` to the input's renders, writes it to `path`; returns what it cost and how close it is."""
+    from gsedit.edit.engine import MemoryMeter
+    from gsedit.edit.run import training_cameras
+    from gsedit.progress import fit_progress
+    from gsedit.scene.convert import nerfacto_preset_name, refit_scene
+    from gsedit.scene.files import load_scene_file
+
+    source = load_scene_file(plan["scene"], device)
+    cameras = training_cameras(plan["cameras"], source, plan["max_side"])
+    console.print(f"refitting the scene as {backend} on {len(cameras)} views ({config.iters} steps)")
+    meter = MemoryMeter()
+    meter.start(source.device)
+    start = time.perf_counter()
+    with fit_progress(quiet, config.iters) as on_step:
+        scene = refit_scene(source, cameras, backend, config,
+                            on_step=lambda step, loss: (meter.sample(), on_step(step, loss)))
+    seconds = time.perf_counter() - start
+    scene.save_as(path)
+    rss, cuda = meter.peaks_mb()
+    return {
+        "file": str(path),
+        "iters": config.iters,
+        "nerfacto_preset": nerfacto_preset_name(config, source.device) if backend == "nerfacto" else None,
+        "seconds": round(seconds, 3),
+        "peak_rss_mb": rss,
+        "peak_cuda_mb": cuda,
+        "psnr_to_input": pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb),
+    }
+
+
+def pooled_psnr(a, b) -> float:
+    """PSNR of all views [C, H, W, 3] together (one squared error pooled over every pixel)."""
+    from gsedit.metrics.image import psnr
+
+    return float(psnr(a.reshape(1, -1, *a.shape[2:]), b.reshape(1, -1, *b.shape[2:]))[0])
+
+
+# -- the edits ------------------------------------------------------------------------------------
+def planned_edit(args, plan: dict) -> dict:
+    """The Edit command's fields: this run's (device, progress, outputs) with the plan's method,
+    editor, settings and cameras, so that a backend session started on --resume matches the others."""
+    from gsedit.cli import EditRun
+    from gsedit.edit.config import EditConfig
+    from gsedit.edit.run import config_from_dict
+    from gsedit.models.adss import ADSSConfig
+    from gsedit.models.ip2p import IP2PConfig
+
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(EditRun)}
+    fields.update(
+        cameras=plan["cameras"],
+        method=plan["method"],
+        editor=plan["editor"],
+        settings=config_from_dict(EditConfig, plan["settings"]),
+        ip2p=config_from_dict(IP2PConfig, plan["plugins"]["ip2p"]),
+        adss=config_from_dict(ADSSConfig, plan["plugins"]["adss"]),
+    )
+    return fields
+
+
+def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]) -> None:
+    """Creates or continues the session in `folder` until it has finished every turn."""
+    from gsedit.cli import Edit
+    from gsedit.edit.run import run_edit_command
+
+    if not (folder / SESSION_FILE).is_file():
+        run_edit_command(Edit(**{**shared, "scene": scene_file, "out": folder, "resume": False}), turns)
+        return
+    session = Session.open(folder)
+    done = [r.instruction for r in session.records]
+    if done != [t.instruction for t in turns[: len(done)]]:
+        raise GseditError(
+            f"{folder} has the turns {done}, which are not the start of this comparison's "
+            f"{[t.instruction for t in turns]}: it was changed outside `gsedit compare`."
+        )
+    new = turns[len(done):]
+    if new or session.pending():
+        run_edit_command(Edit(**{**shared, "scene": None, "out": folder, "resume": True}), new)
+
+
+# -- results --------------------------------------------------------------------------------------
+def backend_rows(folder: Path, backend: str, config, device) -> tuple[list[dict], list[dict]]:
+    """(one row per finished turn of the session in `folder`, the metrics it could not compute)."""
+    from gsedit.metrics.evaluate import evaluate_session
+
+    session = Session.open(folder)
+    if session.last_finished() == 0:
+        return [], []
+    metrics = evaluate_session(folder, config, device)
+    iters = session.settings.iters
+    rows = []
+    for row in metrics["turns"]:
+        entry = {"backend": backend, "turn": row["turn"], "instruction": row["instruction"]}
+        entry.update({k: row.get(k) for k in METRIC_COLUMNS})
+        entry.update({k: row.get(k) for k in ("seconds", "peak_rss_mb", "peak_cuda_mb")})
+        entry["seconds_per_iter"] = row["seconds"] / iters if row.get("seconds") else None
+        rows.append(entry)
+    return rows, metrics["unavailable"]
+
+
+def shown_views(folder: Path, count: int) -> list[str]:
+    """`count` render file names spread evenly over the session's views."""
+    names = sorted(p.name for p in (folder / "turn_00" / "renders").glob("*.png"))
+    if len(names) <= count:
+        return names
+    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
+    return [names[i] for i in picks]
+
+
+def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], margin: int = 110, min_height: int = 128) -> np.ndarray:
+    """[H, W, 3] uint8: one row of images [h, w, 3] per (label, images), the label at the left;
+    small renders are enlarged (nearest, whole factors) to at least `min_height` pixels."""
+    from PIL import Image, ImageDraw
+
+    factor = -(-min_height // rows[0][1][0].shape[0])
+    rows = [(label, [im.repeat(factor, 0).repeat(factor, 1) for im in images]) for label, images in rows]
+    h, w = rows[0][1][0].shape[:2]
+    columns = max(len(images) for _, images in rows)
+    canvas = Image.new("RGB", (margin + columns * w, len(rows) * h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (label, images) in enumerate(rows):
+        draw.text((6, r * h + h // 2 - 6), label, fill="black")
+        for c, image in enumerate(images):
+            canvas.paste(Image.fromarray(image), (margin + c * w, r * h))
+    return np.asarray(canvas)
+
+
+def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[Path]:
+    """DIR/grids/turn_NN.png for every turn all backends finished."""
+    import imageio.v3 as iio
+
+    from gsedit.atomic import atomic_path
+    from gsedit.edit.session import turn_dirname
+    from gsedit.render.images import read_image, to_uint8
+
+    views = shown_views(out / backends[0], count)
+    written = []
+    for index in range(1, turns + 1):
+        rows = []
+        for backend in backends:
+            for label, turn in (("before", index - 1), ("after", index)):
+                folder = out / backend / turn_dirname(turn) / "renders"
+                rows.append((f"{backend} {label}", [to_uint8(read_image(folder / v)) for v in views]))
+        path = out / "grids" / f"{turn_dirname(index)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, labelled_grid(rows), extension=".png")
+        written.append(path)
+    return written
+
+
+def summarise(out: Path, plan: dict, metrics_config, device, views: int) -> dict:
+    """Rows of every backend, grids, compare.json and compare.html; returns the results."""
+    rows, unavailable = [], []
+    for backend in plan["backends"]:
+        backend_table, missing = backend_rows(out / backend, backend, metrics_config, device)
+        rows += backend_table
+        unavailable += [{**entry, "backend": backend} for entry in missing]
+    finished = min(Session.open(out / b).last_finished() for b in plan["backends"])
+    grids = write_grids(out, plan["backends"], finished, views)
+    plan["results"] = {
+        "editor_is_stand_in": plan["editor"] == "synthetic",
+        "rows": rows,
+        "unavailable": unavailable,
+        "grids": [str(p.relative_to(out)) for p in grids],
+    }
+    write_json(out / COMPARE_FILE, plan)
+    write_html(out, plan)
+    return plan
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def results_table(plan: dict):
+    """A rich table: one row per (turn, backend)."""
+    from rich.table import Table
+
+    results = plan["results"]
+    caption = []
+    if results["editor_is_stand_in"]:
+        caption.append("synthetic stand-in editor: these numbers measure mechanics, NOT edit quality.")
+    if results["unavailable"]:
+        caption.append("— = not available (see 'unavailable' in compare.json).")
+    table = Table(title="gsedit compare", caption="\n".join(caption) or None, caption_justify="left")
+    columns = {**COST_COLUMNS, **METRIC_COLUMNS}
+    for header in ["turn", "backend", *columns.values()]:
+        table.add_column(header, justify="right" if header not in ("turn", "backend") else "left")
+    for backend, entry in plan["refits"].items():
+        table.add_row("refit", backend, _cell(entry["seconds"]), _cell(entry["seconds"] / entry["iters"]),
+                      _cell(entry["peak_rss_mb"]), _cell(entry["peak_cuda_mb"]),
+                      f"PSNR to input {entry['psnr_to_input']:.2f}", *[""] * (len(METRIC_COLUMNS) - 1))
+    for row in sorted(results["rows"], key=lambda r: (r["turn"], plan["backends"].index(r["backend"]))):
+        table.add_row(str(row["turn"]), row["backend"], *(_cell(row.get(k)) for k in columns))
+    return table
+
+
+def write_html(out: Path, plan: dict) -> Path:
+    """DIR/compare.html: the plan, refits, results table and grids, with relative links."""
+    from gsedit.atomic import atomic_path
+
+    results = plan["results"]
+    columns = {**COST_COLUMNS, **METRIC_COLUMNS}
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>gsedit compare</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        ".warn{background:#fff3b0;padding:8px}img{max-width:100%}</style></head><body>",
+        f"<h1>gsedit compare: {esc(', '.join(plan['backends']))}</h1>",
+        f"<p>scene {esc(plan['scene'])}; cameras {esc(plan['cameras'])}; method {esc(plan['method'])}; "
+        f"editor {esc(plan['editor'])}</p>",
+    ]
+    if results["editor_is_stand_in"]:
+        parts.append("<p class='warn'>The synthetic editor is an offline stand-in: these numbers measure "
+                     "the mechanics of the loop, not edit quality.</p>")
+    if plan["refits"]:
+        parts.append("<h2>Refits</h2><table><tr><th>backend</th><th>steps</th><th>s</th>"
+                     "<th>peak RSS MB</th><th>PSNR to input</th></tr>")
+        for backend, entry in plan["refits"].items():
+            parts.append(f"<tr><td>{esc(backend)}</td><td>{entry['iters']}</td><td>{_cell(entry['seconds'])}</td>"
+                         f"<td>{_cell(entry['peak_rss_mb'])}</td><td>{_cell(entry['psnr_to_input'])}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Turns</h2><table><tr><th>turn</th><th>backend</th>"
+                 + "".join(f"<th>{esc(h)}</th>" for h in columns.values()) + "</tr>")
+    for row in sorted(results["rows"], key=lambda r: (r["turn"], r["backend"])):
+        parts.append(f"<tr><td>{row['turn']}</td><td>{esc(row['backend'])}</td>"
+                     + "".join(f"<td>{_cell(row.get(k))}</td>" for k in columns) + "</tr>")
+    parts.append("</table>")
+    for entry in results["unavailable"]:
+        parts.append(f"<p>{esc(entry['backend'])}: {esc(entry['metric'])} unavailable: {esc(entry['reason'])}</p>")
+    for index, grid in enumerate(results["grids"], start=1):
+        parts.append(f"<h2>Turn {index}: {esc(plan['turns'][index - 1]['instruction'])}</h2>"
+                     f"<img src='{esc(grid)}' alt='turn {index} grid'>")
+    parts.append("<h2>Sessions</h2><ul>" + "".join(
+        f"<li><a href='{b}/report.html'>{b}</a></li>" for b in plan["backends"]) + "</ul></body></html>")
+    path = out / "compare.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts))
+    return path
+
+
+# -- the command ----------------------------------------------------------------------------------
+def run_compare(args) -> dict:
+    """`gsedit compare` (args: the Compare command): refits, both sessions, grids and tables."""
+    from gsedit.cli import resolve_device
+    from gsedit.edit.run import config_from_dict
+    from gsedit.scene.convert import ConvertConfig
+
+    device = resolve_device(args.device)
+    out = Path(args.out)
+    plan = open_plan(args, out)
+    parse_backends(",".join(plan["backends"]))
+    turns = _plan_turns(plan)
+    refit_config = config_from_dict(ConvertConfig, plan["refit"])
+    for backend in plan["backends"]:
+        console.rule(f"[bold]{backend}")
+        scene_file = scene_for(backend, plan, out, device, refit_config, args.quiet)
+        edit_backend(planned_edit(args, plan), scene_file, out / backend, turns)
+    plan = summarise(out, plan, args.metrics, device, args.views)
+    console.print(results_table(plan))
+    console.print(f"comparison: {out / 'compare.html'}")
+    return plan

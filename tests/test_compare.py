@@ -1,0 +1,206 @@
+"""`gsedit compare` from the command line: both backends from one scene, an interrupted refit
+resumed without redoing the finished 3DGS session, grids, tables, appended turns, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
+
+from gsedit.cli import main
+from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
+
+SIZE = 24
+ITERS = 6
+TURNS = ["make the sphere red", "make the cube yellow"]
+FAST = ["--editor", "synthetic", "--iters", str(ITERS), "--edit-every", "3", "--segmenter", "labels",
+        "--no-densify", "--refit.iters", "40", "--refit.nerfacto-preset", "tiny", "--device", "cpu",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline_one_thread():
+    """No model downloads (CLIP/LPIPS are reported unavailable) and one thread for tiny tensors."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HF_HUB_OFFLINE", "1")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("input")
+    cameras = write_synthetic_scene(folder / "scene.ply", SyntheticSceneConfig(points_per_object=200),
+                                    n_cameras=4, size=SIZE)
+    return folder / "scene.ply", cameras
+
+
+def squashed(capsys) -> str:
+    """What the command printed (rich wraps long lines), as one line."""
+    captured = capsys.readouterr()
+    return " ".join((captured.out + captured.err).split())
+
+
+def compare(*args) -> int:
+    return main(["compare", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def finished(scene, tmp_path_factory):
+    """A comparison whose nerfacto refit was interrupted at step 5, then resumed.
+
+    Returns (out folder, modification times of the 3DGS session's files before the resume).
+    """
+    import gsedit.scene.nerfacto as nerfacto
+
+    ply, cameras = scene
+    out = tmp_path_factory.mktemp("compare") / "run"
+    original = nerfacto.fit_nerfacto
+
+    def interrupted(*args, on_step=None, **kwargs):
+        def step(index, loss):
+            if index == 5:
+                raise KeyboardInterrupt
+            on_step(index, loss)
+
+        return original(*args, on_step=step, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(nerfacto, "fit_nerfacto", interrupted)
+    try:
+        assert compare(ply, "--cameras", cameras, *sum([["--turn", t] for t in TURNS], []),
+                       "--out", out, *FAST) == 130
+    finally:
+        patch.undo()
+    assert (out / "3dgs" / "turn_02" / "scene.ply").is_file()
+    assert not (out / "refit" / "nerfacto").exists() or not any((out / "refit" / "nerfacto").iterdir())
+    before = {p: p.stat().st_mtime_ns for p in (out / "3dgs").rglob("*") if p.is_file()}
+    assert compare("--out", out, "--resume", "--quiet") == 0
+    return out, before
+
+
+def test_both_backends_edit_the_same_scene(finished, scene):
+    out, _ = finished
+    ply, _ = scene
+    assert (out / "3dgs" / "turn_00" / "scene.ply").read_bytes() == ply.read_bytes()
+    for index in (1, 2):
+        assert (out / "3dgs" / f"turn_{index:02d}" / "scene.ply").is_file()
+        assert (out / "nerfacto" / f"turn_{index:02d}" / "scene.ckpt").is_file()
+    nerf_input = json.loads((out / "nerfacto" / "session.json").read_text())["input"]
+    assert Path(nerf_input) == (out / "refit" / "nerfacto" / "scene.ckpt").resolve()
+
+    from gsedit.scene.nerfacto import NerfactoScene
+
+    labels = json.loads(ply.with_suffix(".labels.json").read_text())
+    refit = NerfactoScene.load(out / "refit" / "nerfacto" / "scene.ckpt")
+    assert refit.label_names() == {int(k): v for k, v in labels.items()}
+
+
+def test_resume_did_not_redo_the_finished_backend(finished):
+    out, before = finished
+    after = {p: p.stat().st_mtime_ns for p in before if p.exists()}
+    unchanged = [p for p in before if p.suffix in (".ply", ".png") and after.get(p) == before[p]]
+    assert len(unchanged) == len([p for p in before if p.suffix in (".ply", ".png")])
+
+
+def test_compare_json_has_a_row_per_turn_and_backend(finished):
+    out, _ = finished
+    plan = json.loads((out / "compare.json").read_text())
+    rows = {(r["turn"], r["backend"]): r for r in plan["results"]["rows"]}
+    assert set(rows) == {(t, b) for t in (1, 2) for b in ("3dgs", "nerfacto")}
+    for (turn, backend), row in rows.items():
+        session = json.loads((out / backend / "session.json").read_text())
+        record = session["turns"][turn - 1]
+        assert row["seconds"] == record["seconds"] > 0
+        assert math.isclose(row["seconds_per_iter"], record["seconds"] / ITERS)
+        assert row["peak_rss_mb"] == record["peak_rss_mb"] > 0
+        assert row["psnr_unedited"] is not None and row["miou"] is not None
+        assert row["clip_text_image"] is None  # no CLIP weights here: reported, never invented
+    assert {u["metric"] for u in plan["results"]["unavailable"]} >= {"clip"}
+    refit = plan["refits"]["nerfacto"]
+    assert refit["iters"] == 40 and refit["nerfacto_preset"] == "tiny" and refit["psnr_to_input"] > 12
+    assert plan["results"]["editor_is_stand_in"] is True
+
+
+def test_grids_show_before_and_after_of_each_backend(finished):
+    from gsedit.compare import shown_views
+
+    out, _ = finished
+    views = shown_views(out / "3dgs", 4)
+    assert len(views) == 4
+    factor = math.ceil(128 / SIZE)
+    cell = SIZE * factor
+    grid = iio.imread(out / "grids" / "turn_02.png")
+    assert grid.shape == (4 * cell, 110 + 4 * cell, 3)
+    rows = [("3dgs", 1), ("3dgs", 2), ("nerfacto", 1), ("nerfacto", 2)]
+    for r, (backend, turn) in enumerate(rows):
+        render = iio.imread(out / backend / f"turn_{turn:02d}" / "renders" / views[2])
+        enlarged = np.repeat(np.repeat(render, factor, 0), factor, 1)
+        assert np.array_equal(grid[r * cell:(r + 1) * cell, 110 + 2 * cell:110 + 3 * cell], enlarged)
+
+
+def test_html_links_resolve(finished):
+    import re
+
+    out, _ = finished
+    page = (out / "compare.html").read_text()
+    links = re.findall(r"(?:src|href)='([^']+)'", page)
+    assert "grids/turn_01.png" in links and "nerfacto/report.html" in links
+    assert all((out / link).is_file() for link in links)
+    assert "offline stand-in" in page and page.count("<tr>") == 1 + 1 + 1 + 4  # refit, turns tables
+
+
+def test_resume_appends_a_turn_to_both_backends(finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished[0], out)
+    refit = out / "refit" / "nerfacto" / "scene.ckpt"
+    stamp = refit.stat().st_mtime_ns
+    assert compare("--out", out, "--resume", "--turn", "make the sphere blue", "--quiet") == 0
+    for backend in ("3dgs", "nerfacto"):
+        session = json.loads((out / backend / "session.json").read_text())
+        assert [t["instruction"] for t in session["turns"]] == [*TURNS, "make the sphere blue"]
+        assert session["settings"]["iters"] == ITERS  # the plan's settings, not this run's defaults
+    assert refit.stat().st_mtime_ns == stamp
+    assert (out / "grids" / "turn_03.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backends", "3dgs,mesh"], "give distinct names from 3dgs, nerfacto"),
+        (["--backends", "3dgs,3dgs"], "give distinct names"),
+        (["--turn", "  "], "empty instruction"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_work(scene, tmp_path, capsys, args, message):
+    ply, cameras = scene
+    out = tmp_path / "run"
+    extra = [] if "--turn" in args else ["--turn", "make the sphere red"]
+    assert compare(ply, "--cameras", cameras, *extra, *args, "--out", out, *FAST) == 1
+    assert message in squashed(capsys)
+    assert not (out / "3dgs").exists()
+
+
+def test_an_existing_comparison_is_not_overwritten(finished, scene, capsys):
+    ply, cameras = scene
+    out, _ = finished
+    stamp = (out / "compare.json").read_bytes()
+    assert compare(ply, "--cameras", cameras, "--turn", "x red", "--out", out, *FAST) == 1
+    assert "already holds a comparison" in squashed(capsys)
+    assert (out / "compare.json").read_bytes() == stamp
+
+
+def test_resume_needs_a_comparison(tmp_path, capsys):
+    assert compare("--out", tmp_path, "--resume", "--quiet") == 1
+    assert "holds no comparison" in squashed(capsys)
