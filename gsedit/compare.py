@@ -25,6 +25,7 @@ from gsedit.atomic import write_json
 from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session
 from gsedit.errors import GseditError
+from gsedit.metrics.evaluate import COLUMNS
 from gsedit.progress import console
 
 COMPARE_FILE = "compare.json"
@@ -32,12 +33,7 @@ BACKENDS = ("3dgs", "nerfacto")
 SCENE_FILES = {"3dgs": "scene.ply", "nerfacto": "scene.ckpt"}
 #: metrics of `gsedit eval` shown per turn (all of them stay in each session's metrics.json)
 METRIC_COLUMNS = {
-    "psnr_unedited": "PSNR↑ unedited",
-    "ssim_unedited": "SSIM↑ unedited",
-    "edit_psnr": "Edit PSNR↑",
-    "miou": "mIoU↑",
-    "clip_text_image": "CLIP txt-img↑",
-    "clip_direction": "CLIP dir↑",
+    k: COLUMNS[k] for k in ("psnr_unedited", "ssim_unedited", "edit_psnr", "miou", "clip_text_image", "clip_direction")
 }
 COST_COLUMNS = {
     "seconds": "s/turn",
@@ -346,22 +342,24 @@ def results_table(plan: dict):
 def write_html(out: Path, plan: dict) -> Path:
     """DIR/compare.html: the plan, refits, results table and grids, with relative links."""
     from gsedit.atomic import atomic_path
+    from gsedit.report import STAND_IN_WARNING, STYLE
 
     results = plan["results"]
     columns = {**COST_COLUMNS, **METRIC_COLUMNS}
     esc = html.escape
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>gsedit compare</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        ".warn{background:#fff3b0;padding:8px}img{max-width:100%}</style></head><body>",
+        (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>gsedit compare</title>"
+            f"<style>{STYLE} img{{max-width:100%;image-rendering:pixelated}}</style></head><body>"
+        ),
         f"<h1>gsedit compare: {esc(', '.join(plan['backends']))}</h1>",
-        f"<p>scene {esc(plan['scene'])}; cameras {esc(plan['cameras'])}; method {esc(plan['method'])}; "
-        f"editor {esc(plan['editor'])}</p>",
+        (
+            f"<p>scene {esc(plan['scene'])}; cameras {esc(plan['cameras'])}; method {esc(plan['method'])}; "
+            f"editor {esc(plan['editor'])}</p>"
+        ),
     ]
     if results["editor_is_stand_in"]:
-        parts.append("<p class='warn'>The synthetic editor is an offline stand-in: these numbers measure "
-                     "the mechanics of the loop, not edit quality.</p>")
+        parts.append(STAND_IN_WARNING)
     if plan["refits"]:
         parts.append("<h2>Refits</h2><table><tr><th>backend</th><th>steps</th><th>s</th>"
                      "<th>peak RSS MB</th><th>PSNR to input</th></tr>")
