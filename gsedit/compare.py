@@ -152,10 +152,10 @@ def refit(plan: dict, backend: str, path: Path, device, config, quiet: bool) -> 
     meter.start(source.device)
     start = time.perf_counter()
     with fit_progress(quiet, config.iters) as on_step:
-        scene = refit_scene(source, cameras, backend, config,
-                            on_step=lambda step, loss: (meter.sample(), on_step(step, loss)))
+        scene = refit_scene(source, cameras, backend, config, on_step=on_step)
     seconds = time.perf_counter() - start
     scene.save_as(path)
+    agreement = pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb)
     rss, cuda = meter.peaks_mb()
     return {
         "file": str(path),
@@ -164,7 +164,7 @@ def refit(plan: dict, backend: str, path: Path, device, config, quiet: bool) -> 
         "seconds": round(seconds, 3),
         "peak_rss_mb": rss,
         "peak_cuda_mb": cuda,
-        "psnr_to_input": pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb),
+        "psnr_to_input": agreement,
     }
 
 

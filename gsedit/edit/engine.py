@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -28,6 +30,9 @@ class Reporter(Protocol):
     def attach(self, scene: Scene, cameras: Cameras) -> None: ...
 
 
+SAMPLE_SECONDS = 0.05  # RSS has no kernel-kept peak per interval: sample it this often
+
+
 @dataclass
 class MemoryMeter:
     """Peak resident memory (sampled) and peak CUDA memory of one turn."""
@@ -36,7 +41,10 @@ class MemoryMeter:
     device: torch.device | None = None
     _process: object = field(default=None, repr=False)
 
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
     def start(self, device: torch.device) -> None:
+        """Starts measuring; a background thread samples RSS every SAMPLE_SECONDS until `peaks_mb`."""
         import psutil
 
         self._process = psutil.Process(os.getpid())
@@ -44,11 +52,19 @@ class MemoryMeter:
         self.peak_rss = self._process.memory_info().rss
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        threading.Thread(target=self._watch, daemon=True, name="gsedit-memory").start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self.sample()
 
     def sample(self) -> None:
         self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
 
     def peaks_mb(self) -> tuple[float, float | None]:
+        """(peak RSS, peak CUDA memory or None) in MiB since `start`; stops the sampling."""
+        self._stop.set()
+        self.sample()
         cuda = None
         if self.device is not None and self.device.type == "cuda":
             cuda = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -122,19 +138,15 @@ class Engine:
         if self.reporter:
             self.reporter.turn_started(record, config.iters)
 
-        def on_step(progress: Progress) -> None:
-            meter.sample()
-            if self.reporter:
-                self.reporter.step(progress)
-
         start = time.perf_counter()
         try:
             with atomic_dir(session.turn_dir(record.index)) as tmp:
                 result = run_turn(scene, cameras, record.turn, config, self.editor, originals,
-                                  self.segmenter, on_step)
+                                  self.segmenter, self.reporter.step if self.reporter else None)
                 write_turn(tmp, scene, result, cameras)
         except BaseException as exc:
             record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()
             session.update(record)
             raise
         record.seconds = round(time.perf_counter() - start, 3)

@@ -31,13 +31,13 @@ from torch import Tensor
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.engine import MemoryMeter, save_images
+from gsedit.edit.run import session_cameras
 from gsedit.edit.session import Session
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import EnhanceConfig, ImageEnhancer
 from gsedit.render.images import read_mask
 from gsedit.scene.base import Scene
-from gsedit.edit.run import session_cameras
 
 REFINED_DIR = "refined"
 _MASK_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -150,7 +150,6 @@ def _fine_tune(
     cameras: Cameras,
     targets: Tensor,
     config: RefineConfig,
-    meter: MemoryMeter,
     on_step: Callable[[int, float], None] | None,
 ) -> float:
     """Fits `scene` to `targets` [C, H, W, 3] on random views; returns the last loss."""
@@ -163,7 +162,6 @@ def _fine_tune(
     for step in range(config.iters):
         view = int(torch.randint(len(cameras), (1,), generator=generator))
         loss = trainer.step(cameras[view], targets[view : view + 1])
-        meter.sample()
         if on_step is not None:
             on_step(step + 1, loss)
     trainer.finish()
@@ -229,8 +227,7 @@ def refine_scene(
     meter = meter or MemoryMeter()
     if meter.device is None:
         meter.start(scene.device)
-    meter.sample()
-    loss = _fine_tune(scene, train_cameras, targets, config, meter, on_step)
+    loss = _fine_tune(scene, train_cameras, targets, config, on_step)
     masks = torch.zeros(renders.shape[:3], device=renders.device) if faces is None else faces
     masks = F.interpolate(
         masks[:, None], size=targets.shape[1:3], mode="bilinear", align_corners=False

@@ -418,6 +418,7 @@ class NerfactoScene(Scene):
         content_bounds: tuple[Tensor, Tensor],
         steps_trained: int = 0,
         labels: dict[int, str] | None = None,
+        optimizer_state: dict[str, dict] | None = None,
     ):
         self.network = network
         self.config = network.config
@@ -425,6 +426,10 @@ class NerfactoScene(Scene):
         self.content_bounds = content_bounds
         self.steps_trained = steps_trained
         self.labels = dict(labels or {})  # id -> name; label=K is the head of that name
+        # Adam's moments per parameter group, carried from one optimisation to the next as
+        # nerfstudio does when it resumes: a fresh Adam's first steps move every hash-grid entry
+        # by about the full learning rate and wreck a converged field (22 dB after one step).
+        self.optimizer_state = optimizer_state or {}
 
     # -- construction and I/O -------------------------------------------------------------
     @classmethod
@@ -457,6 +462,7 @@ class NerfactoScene(Scene):
             "sampler": self.network.sampler_state(),
             "steps_trained": self.steps_trained,
             "labels": {str(k): v for k, v in self.labels.items()},
+            "optimizers": self.optimizer_state,
             "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
         }
 
@@ -476,7 +482,8 @@ class NerfactoScene(Scene):
         frame = ModelFrame(state["frame"]["centre"].float(), float(state["frame"]["scale"]))
         bounds = (state["bounds"][0], state["bounds"][1])
         labels = {int(k): str(v) for k, v in state.get("labels", {}).items()}
-        return cls(network.to(device), frame, bounds, int(state["steps_trained"]), labels)
+        return cls(network.to(device), frame, bounds, int(state["steps_trained"]), labels,
+                   _cpu_copy(state.get("optimizers", {})))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> NerfactoScene:
@@ -629,6 +636,11 @@ class NerfactoTrainer(SceneTrainer):
             for name in groups
         }
         self.optimizers = Optimizers(recipe, groups)
+        for name, optimizer in self.optimizers.optimizers.items():
+            if name in scene.optimizer_state:  # the moments only: the turn's own schedule sets the rates
+                saved = optimizer.state_dict()
+                saved["state"] = scene.optimizer_state[name]
+                optimizer.load_state_dict(saved)
 
     def step(self, cameras: Cameras, targets: Tensor) -> float:
         """One step on `rays_per_batch` random pixels of `cameras` against `targets` [C, H, W, 3]"""
@@ -661,8 +673,24 @@ class NerfactoTrainer(SceneTrainer):
         return float(loss.detach())
 
     def finish(self) -> None:
+        self.scene.optimizer_state = {
+            name: _cpu_copy(optimizer.state_dict()["state"])
+            for name, optimizer in self.optimizers.optimizers.items()
+        }
         self.optimizers.optimizers.clear()
         self.optimizers.schedulers.clear()
+
+
+def _cpu_copy(state):
+    """A copy of `state` (nested dicts of tensors and numbers) with every tensor on the CPU.
+
+    Optimiser state is kept there (Adam's load_state_dict moves the moments to the parameters'
+    device itself, and wants its step counters on the CPU)."""
+    if isinstance(state, dict):
+        return {k: _cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, Tensor):
+        return state.detach().to("cpu", copy=True)
+    return state
 
 
 def fit_nerfacto(
