@@ -1,12 +1,20 @@
 """Rasterizer throughput: the pure-PyTorch backend on CPU (and gsplat on CUDA when present).
 
     python tools/bench_render.py [--counts 1000 10000 100000] [--resolutions 64 128 256 512]
+    python tools/bench_render.py --compare-backward --counts 10000 100000 --resolutions 256 512
 
 Scenes are N random Gaussians filling the cube [-1, 1]^3 with scales near half their spacing
 (about N^(-1/3)), so that a pixel sees a similar number of Gaussians at every N, seen by one
 camera at distance 3 (50 degree field of view), SH degree 3 plus one extra channel. Prints, per
 (N, resolution): seconds per frame forward (no autograd) and forward + backward, throughput in
 Gaussians x pixels per second, and the number of (Gaussian, tile) intersections.
+
+--compare-backward instead times the CPU backend's two ways of differentiating compositing side by
+side: forward, forward + backward through autograd (the compositing recomputed under checkpoint)
+and forward + backward with the closed-form backward, interleaved run by run so that load from
+other processes hits all three alike. These frames go through `rasterize_torch` with
+view-independent features (the SH DC colour and the extra channel): SH evaluation, common to both,
+is left out.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from dataclasses import dataclass, field
 import torch
 import tyro
 
-from gsedit.render.rasterize import rasterize
+from gsedit.render.rasterize import TORCH_TILE_SIZE, rasterize
+from gsedit.render.torch_rasterizer import rasterize_torch
 
 
 @dataclass
@@ -35,6 +44,8 @@ class BenchConfig:
     """CPU threads for torch (0: torch's default)."""
     tile_size: int | None = None
     """Tile side passed to the rasterizer (None: the backend's default)."""
+    compare_backward: bool = False
+    """Time autograd against the closed-form compositing backward on CPU instead (see above)."""
 
 
 def make_scene(n: int, device: str) -> dict:
@@ -139,9 +150,74 @@ def print_scaling(times: dict, cfg: BenchConfig) -> None:
             print(f"{side}x{side}: time ~ N^{fwd:.2f} forward, ^{both:.2f} forward+backward")
 
 
+def time_backwards(scene: dict, side: int, cfg: BenchConfig) -> dict[str, float]:
+    """Best seconds per frame of forward, and of forward + backward with each compositing
+    backward, the three run in turn on the same frame."""
+    viewmats, Ks = make_camera(side, "cpu")
+    features = torch.cat([scene["colors"][:, 0], scene["extras"]], dim=-1)[None]  # [1, N, 4]
+    geometry = [scene[k] for k in ("means", "quats", "scales", "opacities")]
+    tile_size = cfg.tile_size or TORCH_TILE_SIZE
+    modes = ("forward", "autograd", "closed-form")
+    best = dict.fromkeys(modes, float("inf"))
+    for run in range(cfg.repeats + 1):
+        for mode in modes:
+            backward = mode != "forward"
+            inputs = [t.clone().requires_grad_(backward) for t in (*geometry, features)]
+            start = time.perf_counter()
+            with torch.set_grad_enabled(backward):
+                render, alpha, _ = rasterize_torch(
+                    *inputs,
+                    viewmats,
+                    Ks,
+                    side,
+                    side,
+                    backgrounds=None,
+                    near_plane=0.01,
+                    far_plane=1e10,
+                    eps2d=0.3,
+                    tile_size=tile_size,
+                    backward="closed-form" if mode == "forward" else mode,  # unused on forward
+                )
+                if backward:
+                    (render.sum() + alpha.sum()).backward()
+            if run > 0:
+                best[mode] = min(best[mode], time.perf_counter() - start)
+    return best
+
+
+def compare_backwards(cfg: BenchConfig) -> None:
+    """Prints, per (N, resolution), the seconds per frame of `time_backwards` and their ratios."""
+    print(
+        f"\ncompositing backward on cpu ({torch.get_num_threads()} CPU threads), seconds per frame"
+    )
+    header = (
+        "N",
+        "res",
+        "fwd s",
+        "f+b autograd",
+        "f+b closed",
+        "autograd/fwd",
+        "closed/fwd",
+        "speedup",
+    )
+    print("{:>8} {:>5} {:>8} {:>13} {:>11} {:>13} {:>11} {:>8}".format(*header))
+    for n in cfg.counts:
+        scene = make_scene(n, "cpu")
+        for side in cfg.resolutions:
+            best = time_backwards(scene, side, cfg)
+            fwd, auto, closed = best["forward"], best["autograd"], best["closed-form"]
+            row = (n, side, fwd, auto, closed, auto / fwd, closed / fwd, auto / closed)
+            print(
+                "{:>8} {:>5} {:>8.3f} {:>13.3f} {:>11.3f} {:>13.2f} {:>11.2f} {:>8.2f}".format(*row)
+            )
+
+
 def main(cfg: BenchConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.compare_backward:
+        compare_backwards(cfg)
+        return
     bench("cpu", "torch", cfg)
     if torch.cuda.is_available():
         bench("cuda", "gsplat", cfg)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from gsedit.render import torch_rasterizer
 from gsedit.render.projection import project_gaussians
 from gsedit.render.rasterize import rasterize
 from gsedit.render.torch_rasterizer import intersect_tiles, rasterize_to_pixels
@@ -163,6 +164,53 @@ def reference_render(scene, viewmats, Ks, width, height, sh_degree, use_extras, 
         out_alpha.append(alpha)
         out_depth.append(depth)
     return [torch.from_numpy(np.stack(x)) for x in (out_colors, out_alpha, out_depth)]
+
+
+def composite_reference(splats: dict, width: int, height: int, tile_size: int):
+    """Compositing of projected Gaussians one at a time over all pixels at once: no tile tables,
+    slabs or running products, so that autograd through it checks the closed-form backward.
+
+    A pixel sees a Gaussian when the pixel's tile is in the Gaussian's tile box (gsplat's rule, as
+    `intersect_tiles`). Returns colors [C, H, W, D], alpha [C, H, W, 1], which pixels stopped early
+    [C, H, W] and where the alpha of a Gaussian that counts was clamped [C, H, W].
+    """
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    px, py = xs.flatten().double() + 0.5, ys.flatten().double() + 0.5  # [P]
+    tile_x, tile_y = xs.flatten() // tile_size, ys.flatten() // tile_size
+    grid = torch.tensor([math.ceil(width / tile_size), math.ceil(height / tile_size)])
+    n_cams, n_gauss, n_feat = splats["features"].shape
+    colors, alphas, stops, clamps = [], [], [], []
+    for c in range(n_cams):
+        trans = torch.ones(height * width, dtype=torch.float64)
+        stopped = torch.zeros(height * width, dtype=torch.bool)
+        color = torch.zeros(height * width, n_feat, dtype=torch.float64)
+        acc = torch.zeros(height * width, dtype=torch.float64)
+        clamped = torch.zeros(height * width, dtype=torch.bool)
+        order = sorted(range(n_gauss), key=lambda n: (float(splats["depths"][c, n]), n))
+        for n in order:
+            mean, radius = splats["means2d"][c, n], splats["radii"][c, n]
+            centre, reach = mean.detach() / tile_size, radius.double() / tile_size
+            lo = torch.minimum(torch.floor(centre - reach).clamp_min(0).long(), grid)
+            hi = torch.minimum(torch.ceil(centre + reach).clamp_min(0).long(), grid)
+            seen = (tile_x >= lo[0]) & (tile_x < hi[0]) & (tile_y >= lo[1]) & (tile_y < hi[1])
+            a, b, cc = splats["conics"][c, n]
+            dx, dy = mean[0] - px, mean[1] - py
+            sigma = 0.5 * a * dx * dx + b * dx * dy + 0.5 * cc * dy * dy
+            raw = splats["opacities"][c, n] * torch.exp(-sigma)
+            alpha = torch.clamp_max(raw, 0.999)
+            alpha = torch.where(seen & (sigma >= 0) & (alpha >= 1 / 255), alpha, 0.0)
+            t_next = trans * (1 - alpha)
+            stopped = stopped | (t_next <= 1e-4)  # this Gaussian and all later ones excluded
+            clamped = clamped | ((alpha > 0) & ~stopped & (raw.detach() > 0.999))
+            weight = torch.where(stopped, 0.0, alpha * trans)
+            color = color + weight[:, None] * splats["features"][c, n]
+            acc = acc + weight
+            trans = torch.where(stopped, trans, t_next)
+        colors.append(color.reshape(height, width, n_feat))
+        alphas.append(acc.reshape(height, width, 1))
+        stops.append(stopped.reshape(height, width))
+        clamps.append(clamped.reshape(height, width))
+    return torch.stack(colors), torch.stack(alphas), torch.stack(stops), torch.stack(clamps)
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -374,6 +422,150 @@ def test_screen_space_gradient_matches_finite_differences():
     assert torch.autograd.gradcheck(
         composite, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True
     )
+
+
+def make_splats(n_cams: int, n: int, n_feat: int, width: int, height: int, seed: int) -> dict:
+    """Random projected Gaussians [C, N, ...] (float64) covering compositing's special cases: four
+    with opacity 1 centred within 0.01 px of a pixel centre (alpha clamped there), two too faint
+    to ever count (skipped), boxes from a few pixels to the whole image, random depths."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    means2d = rand(n_cams, n, 2) * torch.tensor([width + 4.0, height + 4.0]) - 2.0
+    pixel = torch.floor(rand(n_cams, 4, 2) * torch.tensor([width, height])) + 0.5
+    means2d[:, :4] = pixel + (rand(n_cams, 4, 2) - 0.5) * 0.02
+    angle = rand(n_cams, n) * math.pi
+    rot = torch.stack(
+        [torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)], -1
+    ).reshape(n_cams, n, 2, 2)
+    cov = rot @ torch.diag_embed((rand(n_cams, n, 2) * 3.0 + 0.8) ** 2) @ rot.transpose(-1, -2)
+    inv = torch.linalg.inv(cov)
+    opacities = rand(n_cams, n) * 0.9 + 0.05
+    opacities[:, :4] = 1.0
+    opacities[:, 4:6] = 0.003
+    radii = torch.randint(1, 10, (n_cams, n, 2), generator=g, dtype=torch.int32)
+    radii[:, ::3] = max(width, height) * 2
+    return {
+        "means2d": means2d,
+        "conics": torch.stack([inv[..., 0, 0], inv[..., 0, 1], inv[..., 1, 1]], -1),
+        "opacities": opacities,
+        "features": rand(n_cams, n, n_feat) * 2 - 1,
+        "radii": radii,
+        "depths": rand(n_cams, n) + 1.0,
+    }
+
+
+DIFFERENTIABLE = ("means2d", "conics", "opacities", "features")
+
+
+def composite_with(splats: dict, width: int, height: int, tile_size: int, **kwargs):
+    """rasterize_to_pixels on a splats dict, its tile lists from its radii and depths."""
+    isect = intersect_tiles(
+        splats["means2d"].detach(), splats["radii"], splats["depths"], tile_size, width, height
+    )
+    inputs = (splats[k] for k in DIFFERENTIABLE)
+    return rasterize_to_pixels(*inputs, isect, width, height, tile_size, **kwargs)
+
+
+def input_gradients(splats: dict, composite, seed: int) -> list[torch.Tensor]:
+    """Gradients w.r.t. DIFFERENTIABLE of a random linear function of composite's outputs."""
+    leaves = {k: v.detach().clone().requires_grad_(k in DIFFERENTIABLE) for k, v in splats.items()}
+    colors, alpha = composite(leaves)
+    g = torch.Generator().manual_seed(seed)  # the same upstream gradients in every dtype
+    loss = (colors * torch.randn(colors.shape, generator=g, dtype=torch.float64)).sum()
+    loss = loss + (alpha * torch.randn(alpha.shape, generator=g, dtype=torch.float64)).sum()
+    return torch.autograd.grad(loss, [leaves[k] for k in DIFFERENTIABLE])
+
+
+@pytest.mark.parametrize(
+    "n_feat, chunking, backward_block",
+    [
+        (1, {}, torch_rasterizer.BACKWARD_BLOCK_ELEMENTS),  # one chunk, one slab, one block
+        (3, {"max_chunk_elements": 1, "slab": 2, "slab_elements": 0}, 1),  # a tile per chunk
+        (4, {"max_chunk_elements": 300, "slab": 3, "slab_elements": 0}, 1),  # a tile per block
+        (3, {"slab": 5, "slab_elements": 100}, 200),  # slabs lengthen as tiles leave the walk
+    ],
+)
+def test_closed_form_backward_matches_autograd_and_reference(
+    n_feat, chunking, backward_block, monkeypatch
+):
+    monkeypatch.setattr(torch_rasterizer, "BACKWARD_BLOCK_ELEMENTS", backward_block)
+    width, height, tile = 13, 11, 4
+    splats = make_splats(3, 40, n_feat, width, height, seed=n_feat)
+    # Camera 0's nearest Gaussian sits on a pixel centre with opacity 0.999: alpha ties the clamp
+    # there, where torch.clamp_max passes no gradient.
+    splats["means2d"][0, 8] = torch.tensor([6.5, 4.5])
+    splats["opacities"][0, 8] = 0.999
+    splats["depths"][0, 8] = 0.5
+
+    def closed(s):
+        return composite_with(s, width, height, tile, **chunking)
+
+    def twin(s):
+        return composite_with(s, width, height, tile, backward="autograd", **chunking)
+
+    def reference(s):
+        return composite_reference(s, width, height, tile)[:2]
+
+    colors, alpha, stopped, clamped = composite_reference(splats, width, height, tile)
+    # The scene exercises early stops, clamped alphas and faint pixels.
+    assert stopped.any() and not stopped.all() and clamped.sum() >= 3 and (alpha < 0.5).any()
+    out_colors, out_alpha = closed(splats)
+    torch.testing.assert_close(out_colors, colors, atol=1e-12, rtol=0)
+    torch.testing.assert_close(out_alpha, alpha, atol=1e-12, rtol=0)
+    twin_colors, twin_alpha = twin(splats)
+    assert torch.equal(twin_colors, out_colors) and torch.equal(twin_alpha, out_alpha)
+
+    grads = input_gradients(splats, closed, seed=1)
+    for name, got, want, ref in zip(
+        DIFFERENTIABLE,
+        grads,
+        input_gradients(splats, twin, 1),
+        input_gradients(splats, reference, 1),
+    ):
+        assert got.abs().max() > 0, name
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10, msg=name)
+        torch.testing.assert_close(got, ref, atol=1e-11, rtol=1e-9, msg=name)
+
+
+def test_closed_form_backward_in_float32_matches_float64():
+    width, height, tile = 16, 12, 8
+    splats = make_splats(2, 60, 4, width, height, seed=7)
+    single = {k: v.float() if v.is_floating_point() else v for k, v in splats.items()}
+
+    def composite(s):
+        return composite_with(s, width, height, tile, slab=4, slab_elements=0)
+
+    for name, got, want in zip(
+        DIFFERENTIABLE, input_gradients(single, composite, 2), input_gradients(splats, composite, 2)
+    ):
+        scale = want.abs().max()
+        torch.testing.assert_close(got.double(), want, atol=1e-5 * scale, rtol=0, msg=name)
+
+
+def test_closed_form_backward_matches_finite_differences():
+    width, height, tile = 6, 5, 4
+    splats = make_splats(2, 7, 2, width, height, seed=3)
+    splats["opacities"][:, :4] = 0.9  # away from the clamp, where alpha is not differentiable
+    isect = intersect_tiles(
+        splats["means2d"], splats["radii"], splats["depths"], tile, width, height
+    )
+
+    def composite(*inputs):
+        return rasterize_to_pixels(
+            *inputs, isect, width, height, tile, max_chunk_elements=1, slab=2, slab_elements=0
+        )
+
+    inputs = [splats[k].clone().requires_grad_(True) for k in DIFFERENTIABLE]
+    assert torch.autograd.gradcheck(composite, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_unknown_backward_is_rejected():
+    splats = make_splats(1, 8, 1, 8, 8, seed=0)
+    with pytest.raises(ValueError, match="backward must be 'closed-form' or 'autograd'"):
+        composite_with(splats, 8, 8, 4, backward="checkpoint")
 
 
 def test_info_drives_gsplat_default_strategy():
