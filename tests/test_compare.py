@@ -11,7 +11,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
 
@@ -26,15 +25,15 @@ FAST = ["--editor", "synthetic", "--iters", str(ITERS), "--edit-every", "3", "--
         "--quiet"]
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def offline_one_thread():
-    """No model downloads (CLIP/LPIPS are reported unavailable) and one thread for tiny tensors."""
+def offline():
+    """No model downloads: CLIP and LPIPS are reported unavailable."""
     patch = pytest.MonkeyPatch()
     patch.setenv("HF_HUB_OFFLINE", "1")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(previous)
     patch.undo()
 
 

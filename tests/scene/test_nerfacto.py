@@ -43,14 +43,7 @@ FIT_STEPS = 60
 ITERS = 8  # steps per edit turn
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on these tiny batches, a second OpenMP thread costs more than it gives, and far
-    more on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -76,14 +76,9 @@ def session(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def nerfacto_session(tmp_path_factory):
+def nerfacto_session(tmp_path_factory, one_torch_thread):
     pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: a second thread costs more than it gives
-    try:
-        return make_tiny_nerfacto_session(tmp_path_factory.mktemp("nerfacto"))
-    finally:
-        torch.set_num_threads(previous)
+    return make_tiny_nerfacto_session(tmp_path_factory.mktemp("nerfacto"))
 
 
 # -- camera conversion ----------------------------------------------------------------------------
