@@ -197,6 +197,35 @@ class Fit:
 
 
 @dataclass
+class Convert:
+    """Refits a scene in the other backend from its renders (labels kept): e.g. an edited nerfacto
+    turn as a standard 3DGS .ply that splat viewers open."""
+
+    scene: Positional[Path]
+    """A 3DGS .ply or a gsedit nerfacto .ckpt."""
+    cameras: str
+    """Views to fit on: INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
+    out: Path
+    """The new scene: .ply (3DGS) or .ckpt (nerfacto)."""
+    max_side: int | None = None
+    """Render and fit at most this many pixels on the longer side."""
+    refit: ConvertConfig = field(default_factory=ConvertConfig)
+    device: Device = "auto"
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.compare import refit
+        from gsedit.scene.files import scene_backend
+
+        backend = scene_backend(self.out)
+        if scene_backend(self.scene) == backend:
+            raise GseditError(f"{self.scene} is already a {backend} scene: give --out a .ply for 3DGS or a .ckpt for nerfacto.")
+        entry = refit(str(self.scene), str(self.cameras), self.max_side, backend, self.out,
+                      resolve_device(self.device), self.refit, self.quiet)
+        print(f"{backend} scene -> {self.out} ({entry['seconds']:.0f} s, {entry['psnr_to_input']:.2f} dB to the input's renders)")
+
+
+@dataclass
 class Refine:
     """Super-resolves every view of the last turn (Real-ESRGAN, GFPGAN on faces) and fine-tunes on them."""
 
@@ -339,6 +368,7 @@ def _commands(method: str):
         Annotated[Compare, subcommand("compare", default=Compare(method=method, settings=settings, out=Path("compare")),
                                       description=Compare.__doc__ + f" Preset '{method}': {description}")],
         Annotated[Fit, subcommand("fit")],
+        Annotated[Convert, subcommand("convert")],
         Annotated[Undo, subcommand("undo")],
         Annotated[View, subcommand("view")],
         Annotated[Batch, subcommand("batch")],

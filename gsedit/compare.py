@@ -132,21 +132,24 @@ def scene_for(backend: str, plan: dict, out: Path, device, refit_config, quiet: 
     path = out / "refit" / backend / SCENE_FILES[backend]
     if path.is_file() and backend in plan["refits"]:
         return path
-    plan["refits"][backend] = refit(plan, backend, path, device, refit_config, quiet)
+    plan["refits"][backend] = refit(plan["scene"], plan["cameras"], plan["max_side"], backend, path, device,
+                                    refit_config, quiet)
     write_json(out / COMPARE_FILE, plan)
     return path
 
 
-def refit(plan: dict, backend: str, path: Path, device, config, quiet: bool) -> dict:
-    """Fits `backend` to the input's renders, writes it to `path`; returns what it cost and how close it is."""
+def refit(scene_file: str, cameras_spec: str, max_side: int | None, backend: str, path: Path, device, config,
+          quiet: bool) -> dict:
+    """Fits `backend` to the renders of `scene_file` from the cameras of `cameras_spec` (at most
+    `max_side` px), writes it to `path`; returns what it cost and how close it is (`gsedit convert`)."""
     from gsedit.edit.engine import MemoryMeter
     from gsedit.edit.run import training_cameras
     from gsedit.progress import fit_progress
     from gsedit.scene.convert import nerfacto_preset_name, refit_scene
     from gsedit.scene.files import load_scene_file
 
-    source = load_scene_file(plan["scene"], device)
-    cameras = training_cameras(plan["cameras"], source, plan["max_side"])
+    source = load_scene_file(scene_file, device)
+    cameras = training_cameras(cameras_spec, source, max_side)
     console.print(f"refitting the scene as {backend} on {len(cameras)} views ({config.iters} steps)")
     meter = MemoryMeter()
     meter.start(source.device)

@@ -203,3 +203,21 @@ def test_an_existing_comparison_is_not_overwritten(finished, scene, capsys):
 def test_resume_needs_a_comparison(tmp_path, capsys):
     assert compare("--out", tmp_path, "--resume", "--quiet") == 1
     assert "holds no comparison" in squashed(capsys)
+
+
+def test_convert_turns_an_edited_nerf_into_a_standard_ply(finished, scene, tmp_path, capsys):
+    from plyfile import PlyData
+
+    out, _ = finished
+    ply, cameras = scene
+    edited = out / "nerfacto" / "turn_02" / "scene.ckpt"
+    target = tmp_path / "edited.ply"
+    assert main(["convert", str(edited), "--cameras", str(cameras), "--out", str(target),
+                 "--refit.iters", "30", "--refit.points", "800", "--quiet"]) == 0
+    assert "dB to the input's renders" in squashed(capsys)
+    names = [p.name for p in PlyData.read(str(target))["vertex"].properties]
+    assert names[:3] == ["x", "y", "z"] and "f_dc_0" in names and "rot_3" in names and "label" in names
+    labels = json.loads(ply.with_suffix(".labels.json").read_text())
+    assert json.loads(target.with_suffix(".labels.json").read_text()) == labels
+    assert main(["convert", str(ply), "--cameras", str(cameras), "--out", str(tmp_path / "x.ply")]) == 1
+    assert "already a 3dgs scene" in squashed(capsys)

@@ -20,7 +20,7 @@ Backend = Literal["3dgs", "nerfacto"]
 
 @dataclass
 class ConvertConfig:
-    """How a scene is refitted in another backend (the cameras are the edit session's)."""
+    """How a scene is refitted in another backend, from its renders of a set of cameras."""
 
     iters: int = 3000
     """Optimisation steps of the refit."""
