@@ -12,13 +12,13 @@ from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, subcommand
 
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.refine import RefineConfig
+from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import EvalConfig
 from gsedit.models.adss import ADSSConfig
 from gsedit.models.ip2p import IP2PConfig
 from gsedit.scene.convert import ConvertConfig
-from gsedit.scene.fit import FitConfig
-from gsedit.errors import GseditError
 from gsedit.scene.files import load_scene_file
+from gsedit.scene.fit import FitConfig
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_METHOD = "gsedit"
@@ -170,7 +170,13 @@ class Fit:
     def run(self) -> None:
         from gsedit.cameras.formats import load_cameras
         from gsedit.progress import fit_progress
-        from gsedit.scene.fit import fit_scene, images_for_cameras, init_from_points, random_init, read_point_cloud
+        from gsedit.scene.fit import (
+            fit_scene,
+            images_for_cameras,
+            init_from_points,
+            random_init,
+            read_point_cloud,
+        )
 
         device = resolve_device(self.device)
         images, cams = images_for_cameras(self.images, load_cameras(self.cameras))
@@ -253,10 +259,10 @@ class Eval:
     device: Device = "auto"
 
     def run(self) -> None:
+        from gsedit.edit.session import Session
         from gsedit.metrics.evaluate import evaluate_session, format_table
         from gsedit.progress import console
         from gsedit.report import write_report
-        from gsedit.edit.session import Session
 
         device = resolve_device(self.device)
         metrics = evaluate_session(self.session, self.settings, device,
