@@ -198,6 +198,25 @@ def test_a_new_optimisation_continues_adams_moments(fitted, synthetic):
     assert drifts[True] < 0.5 * drifts[False], drifts  # measured 0.36x here, 0.1x on a converged fit
 
 
+def test_training_repeats_bit_for_bit_with_several_threads(fitted, synthetic):
+    """Resumed sessions must repeat exactly: the threaded hash-grid scatter may not reorder sums."""
+    cameras, images = synthetic[2], synthetic[0]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        renders = []
+        for _ in range(2):
+            scene = fitted.clone()
+            torch.manual_seed(3)
+            trainer = scene.trainer(6)
+            for i in range(6):
+                trainer.step(cameras[i % 4], images[i % 4 : i % 4 + 1])
+            renders.append(scene.render(cameras).rgb)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(*renders)
+
+
 def test_clone_is_independent(fitted, synthetic):
     cameras = synthetic[2]
     before = fitted.render(cameras[:1]).rgb
