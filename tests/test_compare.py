@@ -221,3 +221,22 @@ def test_convert_turns_an_edited_nerf_into_a_standard_ply(finished, scene, tmp_p
     assert json.loads(target.with_suffix(".labels.json").read_text()) == labels
     assert main(["convert", str(ply), "--cameras", str(cameras), "--out", str(tmp_path / "x.ply")]) == 1
     assert "already a 3dgs scene" in squashed(capsys)
+
+
+def test_chromium_shows_the_comparison_page(finished):
+    """compare.html in headless Chromium: both grids decode at their full size, both tables render."""
+    import html
+    import re
+
+    from tests.test_report_browser import CHECK_SCRIPT
+    from tests.viewer.browser import dump_dom
+
+    out, _ = finished
+    check = out / "compare_check.html"
+    check.write_text((out / "compare.html").read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
+    found = re.search(r'<pre id="gsedit-check">(.*?)</pre>', dump_dom(check.as_uri()), re.DOTALL)
+    assert found, "the check script did not run"
+    status = json.loads(html.unescape(found.group(1)))
+    cell = SIZE * math.ceil(128 / SIZE)
+    assert [i["width"] for i in status["images"]] == [110 + 4 * cell] * 2
+    assert [t["rows"] for t in status["tables"]] == [1 + 1, 1 + 4]  # refits, turns x backends
