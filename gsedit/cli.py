@@ -223,6 +223,7 @@ class Convert:
         from gsedit.compare import refit
         from gsedit.scene.files import scene_backend
 
+        self.refit.validate()
         backend = scene_backend(self.out)
         if scene_backend(self.scene) == backend:
             raise GseditError(f"{self.scene} is already a {backend} scene: give --out a .ply for 3DGS or a .ckpt for nerfacto.")

@@ -87,11 +87,14 @@ def open_plan(args, out: Path) -> dict:
         if not turns:
             raise GseditError("gsedit compare needs at least one --turn 'instruction'.")
         args.settings.validate()
+        args.refit.validate()
+        backends = parse_backends(args.backends)
+        cameras = checked_cameras(Path(args.scene), absolute_cameras_spec(args.cameras), out)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
-            "cameras": absolute_cameras_spec(args.cameras),
-            "backends": parse_backends(args.backends),
+            "cameras": cameras,
+            "backends": backends,
             "max_side": args.settings.max_side,
             "method": args.method,
             "editor": args.editor,
@@ -106,6 +109,27 @@ def open_plan(args, out: Path) -> dict:
     return plan
 
 
+def checked_cameras(scene_file: Path, spec: str, out: Path) -> str:
+    """The cameras spec every backend's session uses, checked before anything is written.
+
+    Loads the scene and its cameras (a broken input fails here, not after the folder exists). An
+    orbit is made once, around the input scene, and written to DIR/cameras.json: rebuilt around a
+    refit's bounds (a 3DGS refit spreads Gaussians wider than the content) it would circle other
+    views than the ones the refit was fitted on.
+    """
+    from gsedit.cameras.formats import load_cameras
+    from gsedit.cameras.inria import write_inria_cameras
+    from gsedit.scene.files import load_scene_file
+
+    cameras = load_cameras(spec, bounds=load_scene_file(scene_file, "cpu").bounds())
+    if not spec.startswith("orbit:"):
+        return spec
+    path = out / "cameras.json"
+    out.mkdir(parents=True, exist_ok=True)
+    write_inria_cameras(cameras, path)
+    return str(path.resolve())
+
+
 def _read_plan(path: Path) -> dict:
     import json
 
@@ -115,8 +139,10 @@ def _read_plan(path: Path) -> dict:
         plan = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(path, f"not a readable comparison file ({exc}).") from exc
-    missing = [k for k in ("scene", "cameras", "backends", "settings", "plugins", "refit", "turns", "refits")
-               if k not in plan]
+    required = ("scene", "cameras", "backends", "max_side", "method", "editor", "settings", "plugins", "refit",
+                "turns", "refits")
+    missing = [k for k in required if k not in plan]
+    missing += [f"plugins.{k}" for k in ("ip2p", "adss") if k not in plan.get("plugins", {})]
     if missing:
         raise InputFileError(path, f"not a gsedit comparison file: it lacks {', '.join(missing)}.")
     return plan
@@ -397,6 +423,8 @@ def run_compare(args) -> dict:
     from gsedit.scene.convert import ConvertConfig
 
     device = resolve_device(args.device)
+    if args.views < 1:
+        raise GseditError(f"--views must be at least 1, got {args.views}.")
     out = Path(args.out)
     plan = open_plan(args, out)
     parse_backends(",".join(plan["backends"]))

@@ -213,3 +213,31 @@ def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0 and "usage: gsedit " + command in capsys.readouterr().out
+
+
+def test_edit_interrupted_while_writing_the_input_leaves_no_session(labelled, tmp_path, monkeypatch):
+    """Ctrl-C before turn_00 is complete: no session.json that could never resume; a rerun starts."""
+    import gsedit.edit.run as run
+
+    scene, cams = labelled
+    out = tmp_path / "session"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "write_input_turn", interrupted)
+    args = ["edit", str(scene), "--cameras", str(cams), "--turn", "make the cube red", "--editor", "synthetic",
+            "--segmenter", "labels", "--iters", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 130
+    assert not (out / "session.json").exists()
+    monkeypatch.undo()
+    assert main(args) == 0 and (out / "turn_01" / "scene.ply").is_file()
+
+
+def test_edit_with_bad_cameras_writes_no_session(labelled, tmp_path):
+    scene, _ = labelled
+    broken = tmp_path / "cameras.json"
+    broken.write_text("[{]")
+    out = tmp_path / "session"
+    assert main(["edit", str(scene), "--cameras", str(broken), "--turn", "make the cube red", "--out", str(out)]) == 1
+    assert not out.exists() or not any(out.iterdir())

@@ -11,6 +11,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
 
@@ -180,13 +181,15 @@ def test_resume_appends_a_turn_to_both_backends(finished, tmp_path):
         (["--backends", "3dgs,mesh"], "give distinct names from 3dgs, nerfacto"),
         (["--backends", "3dgs,3dgs"], "give distinct names"),
         (["--turn", "  "], "empty instruction"),
+        (["--views", "0"], "--views must be at least 1"),
+        (["--refit.iters", "0"], "--refit.iters and --refit.points must be at least 1"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_work(scene, tmp_path, capsys, args, message):
     ply, cameras = scene
     out = tmp_path / "run"
     extra = [] if "--turn" in args else ["--turn", "make the sphere red"]
-    assert compare(ply, "--cameras", cameras, *extra, *args, "--out", out, *FAST) == 1
+    assert compare(ply, "--cameras", cameras, *extra, "--out", out, *FAST, *args) == 1  # args win over FAST
     assert message in squashed(capsys)
     assert not (out / "3dgs").exists()
 
@@ -240,3 +243,39 @@ def test_chromium_shows_the_comparison_page(finished):
     cell = SIZE * math.ceil(128 / SIZE)
     assert [i["width"] for i in status["images"]] == [110 + 4 * cell] * 2
     assert [t["rows"] for t in status["tables"]] == [1 + 1, 1 + 4]  # refits, turns x backends
+
+
+def test_a_broken_input_leaves_the_folder_usable(scene, tmp_path, capsys):
+    ply, cameras = scene
+    out = tmp_path / "run"
+    assert compare(tmp_path / "typo.ply", "--cameras", cameras, "--turn", "make the sphere red", "--out", out, *FAST) == 1
+    assert "typo.ply" in squashed(capsys) and not (out / "compare.json").exists()
+    broken = tmp_path / "cameras.json"
+    broken.write_text("{")
+    assert compare(ply, "--cameras", broken, "--turn", "make the sphere red", "--out", out, *FAST) == 1
+    assert not (out / "compare.json").exists()
+
+
+def test_an_orbit_is_made_once_around_the_input(scene, tmp_path):
+    """Rebuilt around a 3DGS refit's wider bounds, orbit:N would circle other views."""
+    from gsedit.cameras.formats import load_cameras
+    from gsedit.compare import checked_cameras
+    from gsedit.scene.ply import read_ply
+
+    ply, _ = scene
+    spec = checked_cameras(ply, "orbit:5@40x30", tmp_path)
+    assert spec == str((tmp_path / "cameras.json").resolve())
+    written, orbit = load_cameras(spec), load_cameras("orbit:5@40x30", bounds=read_ply(ply).bounds())
+    assert torch.allclose(written.camtoworlds, orbit.camtoworlds, atol=1e-5)
+    assert torch.allclose(written.Ks, orbit.Ks, atol=1e-4)
+
+
+def test_keep_on_a_labelled_nerfacto_uses_its_labels(finished, scene, tmp_path):
+    """--keep needs no ADSS when the scene has labels, also when they live inside a .ckpt."""
+    out, _ = finished
+    _, cameras = scene
+    ckpt = out / "refit" / "nerfacto" / "scene.ckpt"
+    assert main(["edit", str(ckpt), "--cameras", str(cameras), "--turn", "make the sphere red", "--keep", "cube",
+                 "--editor", "synthetic", "--segmenter", "labels", "--iters", "2", "--out", str(tmp_path / "s"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "s" / "turn_01" / "scene.ckpt").is_file()

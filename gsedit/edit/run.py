@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.masks import Turn
-from gsedit.edit.session import Session
+from gsedit.edit.session import SESSION_FILE, Session
 from gsedit.errors import GseditError
 from gsedit.progress import JsonLog, TurnReporter, console, progress_display
 
@@ -93,9 +93,9 @@ def needs_adss(session: Session) -> bool:
 
 
 def _labelled_input(session: Session) -> bool:
-    from gsedit.scene.labels import labels_path
+    from gsedit.scene.files import scene_label_names
 
-    return labels_path(session.scene_path(0)).exists()
+    return bool(scene_label_names(session.scene_path(0)))
 
 
 def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
@@ -120,19 +120,25 @@ def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
     args.settings.validate()
     from gsedit.scene.files import load_scene_file
 
-    scene = load_scene_file(args.scene, device)  # fails early, before any folder is written
+    # the scene and the cameras fail early, before any folder is written
+    scene = load_scene_file(args.scene, device)
+    spec = absolute_cameras_spec(args.cameras)
+    cameras = training_cameras(spec, scene, args.settings.max_side)
     session = Session.create(
         args.out,
         scene_file=scene.filename,
         input_path=str(Path(args.scene).resolve()),
-        cameras=absolute_cameras_spec(args.cameras),
+        cameras=spec,
         method=args.method,
         settings=args.settings,
         plugins=plugin_settings(args),
     )
-    session.add_turns(turns)
-    cameras = session_cameras(session, scene)
-    write_input_turn(session, scene, cameras, Path(args.scene))
+    try:
+        session.add_turns(turns)
+        write_input_turn(session, scene, cameras, Path(args.scene))
+    except BaseException:  # e.g. Ctrl-C while turn_00 renders: leave no session that cannot resume
+        (session.folder / SESSION_FILE).unlink(missing_ok=True)
+        raise
     return session
 
 
@@ -163,7 +169,7 @@ def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
     plugins = session.data["plugins"]
     editor = build_editor(plugins, device)
     segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
-    load_scene = lambda path: load_scene_file(path, device)  # noqa: E731
+    load_scene = lambda path: load_scene_file(path, device)
     engine = Engine(
         load_scene=load_scene,
         cameras_for=lambda scene: session_cameras(session, scene),
@@ -211,9 +217,9 @@ def _write_report(session: Session) -> None:
 
 
 def run_refine_command(folder: Path, config, face_segmenter: str, adss_config, device, quiet: bool) -> Path:
-    from gsedit.scene.files import load_scene_file
     from gsedit.edit.refine import run_refine
     from gsedit.progress import fit_progress
+    from gsedit.scene.files import load_scene_file
 
     segmenter = build_adss(dataclasses.asdict(adss_config), device) if face_segmenter == "adss" else None
     with fit_progress(quiet, config.iters) as on_step:

@@ -30,6 +30,12 @@ class ConvertConfig:
     """nerfacto size: the method's defaults, the CPU-sized one, or auto (tiny on CPU)."""
     seed: int = 0
 
+    def validate(self) -> None:
+        from gsedit.errors import GseditError
+
+        if self.iters < 1 or self.points < 1:
+            raise GseditError(f"--refit.iters and --refit.points must be at least 1, got {self.iters} and {self.points}.")
+
 
 def nerfacto_preset_name(config: ConvertConfig, device: torch.device) -> str:
     if config.nerfacto_preset != "auto":

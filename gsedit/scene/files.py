@@ -21,6 +21,16 @@ def scene_backend(path: str | Path) -> str:
     return backend
 
 
+def scene_label_names(path: str | Path) -> dict[int, str]:
+    """Label id -> name of a scene file: a .ply's sidecar, or the labels inside a nerfacto .ckpt."""
+    path = Path(path)
+    if scene_backend(path) == "nerfacto":
+        return load_scene_file(path, "cpu").label_names()
+    from gsedit.scene.labels import read_labels
+
+    return read_labels(path)
+
+
 def load_scene_file(path: str | Path, device: str | torch.device) -> Scene:
     """Loads a scene file on `device`; the nerfacto backend is imported only for a .ckpt."""
     path = Path(path)

@@ -221,11 +221,13 @@ class GaussianScene(Scene):
         self.set_channel(name, backproject(self, cameras, maps))
 
     def lift_labels(self, names: dict[int, str], cameras: Cameras, maps: Tensor) -> None:
-        """Each Gaussian takes the label whose back-projected coverage is largest; unseen ones -1."""
+        """Each Gaussian takes the label with the largest back-projected coverage, unless what no
+        label covers (1 - their sum: an unlabelled region, soft edges) is larger; then, and for
+        Gaussians no view sees, -1. Relative, because a radiance field's label heads are soft."""
         from gsedit.scene.backproject import backproject
 
         ids = torch.tensor(sorted(names), dtype=torch.float32, device=self.device)
         scores = torch.stack([backproject(self, cameras, m) for m in maps], dim=1)  # [N, L]
         best, index = scores.max(dim=1)
-        self.set_channel("label", torch.where(best > 0, ids[index], torch.full_like(best, -1.0)))
+        self.set_channel("label", torch.where(best > 1 - scores.sum(dim=1), ids[index], torch.full_like(best, -1.0)))
         self.labels = dict(names)

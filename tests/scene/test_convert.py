@@ -53,6 +53,22 @@ def test_lifting_labels_gives_back_the_gaussians_labels(labelled):
     assert mean_label_iou(label_maps(blank, cameras), maps) > 0.95
 
 
+def test_gaussians_of_an_unlabelled_region_stay_unlabelled(labelled):
+    """Only part of the scene labelled (no floor label): soft edges must not pull the rest in."""
+    scene, cameras, maps = labelled
+    names = dict(scene.label_names())
+    floor = next(k for k, v in names.items() if v == "floor")
+    del names[floor]
+    partial = scene.clone()
+    truth = partial.params["extra_label"].detach().clone()
+    partial.lift_labels(names, cameras, maps[[i for i, k in enumerate(sorted(scene.label_names())) if k != floor]])
+    lifted = partial.params["extra_label"]
+    # ~0.85 (floor under the objects takes what covers it); 0.03 when any coverage > 0 counted
+    assert (lifted[truth == floor] == -1).float().mean() > 0.75
+    objects = truth != floor
+    assert (lifted[objects] == truth[objects]).float().mean() > 0.8
+
+
 @pytest.fixture(scope="module")
 def nerf(labelled):
     """The labelled scene refitted as a tiny nerfacto."""
@@ -83,5 +99,9 @@ def test_refit_in_3dgs_from_nerfacto_keeps_the_labels(labelled, nerf):
     gaussians = refit_scene(nerf, cameras, "3dgs", ConvertConfig(iters=300, points=3000))
     assert isinstance(gaussians, GaussianScene) and gaussians.label_names() == scene.label_names()
     assert psnr_db(gaussians.render(cameras).rgb, nerf.render(cameras).rgb) > 20
-    # through two refits at 20 px the objects still come out where the original has them
-    assert mean_label_iou(label_maps(gaussians, cameras), maps) > 0.75
+    # through two refits at 20 px the objects the NeRF holds still come out where the original has
+    # them (the tiny NeRF barely holds the thin cylinder: its label head peaks near 0.3)
+    nerf_maps, gauss_maps = label_maps(nerf, cameras), label_maps(gaussians, cameras)
+    held = [i for i in range(len(maps)) if float(miou(nerf_maps[i] > 0.5, maps[i] > 0.5)) > 0.5]
+    assert len(held) >= 3
+    assert all(float(miou(gauss_maps[i] > 0.5, maps[i] > 0.5)) > 0.75 for i in held)
