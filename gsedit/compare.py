@@ -180,12 +180,14 @@ def refit(scene_file: str, cameras_spec: str, max_side: int | None, backend: str
     meter = MemoryMeter()
     meter.start(source.device)
     start = time.perf_counter()
-    with fit_progress(quiet, config.iters) as on_step:
-        scene = refit_scene(source, cameras, backend, config, on_step=on_step)
-    seconds = time.perf_counter() - start
-    scene.save_as(path)
-    agreement = pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb)
-    rss, cuda = meter.peaks_mb()
+    try:
+        with fit_progress(quiet, config.iters) as on_step:
+            scene = refit_scene(source, cameras, backend, config, on_step=on_step)
+        seconds = time.perf_counter() - start
+        scene.save_as(path)
+        agreement = pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb)
+    finally:
+        rss, cuda = meter.peaks_mb()  # also stops the sampling thread when the refit fails
     return {
         "file": str(path),
         "iters": config.iters,
