@@ -227,7 +227,7 @@ class Convert:
         backend = scene_backend(self.out)
         if scene_backend(self.scene) == backend:
             raise GseditError(f"{self.scene} is already a {backend} scene: give --out a .ply for 3DGS or a .ckpt for nerfacto.")
-        entry = refit(str(self.scene), str(self.cameras), self.max_side, backend, self.out,
+        entry = refit(str(self.scene), self.cameras, self.max_side, backend, self.out,
                       resolve_device(self.device), self.refit, self.quiet)
         print(f"{backend} scene -> {self.out} ({entry['seconds']:.0f} s, {entry['psnr_to_input']:.2f} dB to the input's renders)")
 

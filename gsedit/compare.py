@@ -25,7 +25,7 @@ from gsedit.atomic import write_json
 from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import COLUMNS
+from gsedit.metrics.evaluate import COLUMNS, format_value
 from gsedit.progress import console
 
 COMPARE_FILE = "compare.json"
@@ -61,7 +61,7 @@ def _turn_dicts(turns: list[Turn]) -> list[dict]:
     return [{"instruction": t.instruction, "target": t.target, "keep": t.keep} for t in turns]
 
 
-def _plan_turns(plan: dict) -> list[Turn]:
+def plan_turns(plan: dict) -> list[Turn]:
     return [Turn(t["instruction"], t["target"], t["keep"]) for t in plan["turns"]]
 
 
@@ -75,6 +75,7 @@ def open_plan(args, out: Path) -> dict:
         if not path.is_file():
             raise GseditError(f"{out} holds no comparison ({COMPARE_FILE}) to resume: run without --resume.")
         plan = _read_plan(path)
+        parse_backends(",".join(plan["backends"]))  # a hand-edited plan, or nerfacto since uninstalled
         plan["turns"] += _turn_dicts(turns)
     else:
         if path.exists():
@@ -268,15 +269,6 @@ def backend_rows(folder: Path, backend: str, config, device) -> tuple[list[dict]
     return rows, metrics["unavailable"]
 
 
-def shown_views(folder: Path, count: int) -> list[str]:
-    """`count` render file names spread evenly over the session's views."""
-    names = sorted(p.name for p in (folder / "turn_00" / "renders").glob("*.png"))
-    if len(names) <= count:
-        return names
-    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
-    return [names[i] for i in picks]
-
-
 def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], margin: int = 110, min_height: int = 128) -> np.ndarray:
     """[H, W, 3] uint8: one row of images [h, w, 3] per (label, images), the label at the left;
     small renders are enlarged (nearest, whole factors) to at least `min_height` pixels."""
@@ -302,8 +294,9 @@ def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[
     from gsedit.atomic import atomic_path
     from gsedit.edit.session import turn_dirname
     from gsedit.render.images import read_image, to_uint8
+    from gsedit.report import shown_views
 
-    views = shown_views(out / backends[0], count)
+    views = shown_views(Session.open(out / backends[0]), count)
     written = []
     for index in range(1, turns + 1):
         rows = []
@@ -339,14 +332,6 @@ def summarise(out: Path, plan: dict, metrics_config, device, views: int) -> dict
     return plan
 
 
-def _cell(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def results_table(plan: dict):
     """A rich table: one row per (turn, backend)."""
     from rich.table import Table
@@ -362,11 +347,11 @@ def results_table(plan: dict):
     for header in ["turn", "backend", *columns.values()]:
         table.add_column(header, justify="right" if header not in ("turn", "backend") else "left")
     for backend, entry in plan["refits"].items():
-        table.add_row("refit", backend, _cell(entry["seconds"]), _cell(entry["seconds"] / entry["iters"]),
-                      _cell(entry["peak_rss_mb"]), _cell(entry["peak_cuda_mb"]),
+        table.add_row("refit", backend, format_value(entry["seconds"]), format_value(entry["seconds"] / entry["iters"]),
+                      format_value(entry["peak_rss_mb"]), format_value(entry["peak_cuda_mb"]),
                       f"PSNR to input {entry['psnr_to_input']:.2f}", *[""] * (len(METRIC_COLUMNS) - 1))
     for row in sorted(results["rows"], key=lambda r: (r["turn"], plan["backends"].index(r["backend"]))):
-        table.add_row(str(row["turn"]), row["backend"], *(_cell(row.get(k)) for k in columns))
+        table.add_row(str(row["turn"]), row["backend"], *(format_value(row.get(k)) for k in columns))
     return table
 
 
@@ -395,14 +380,14 @@ def write_html(out: Path, plan: dict) -> Path:
         parts.append("<h2>Refits</h2><table><tr><th>backend</th><th>steps</th><th>s</th>"
                      "<th>peak RSS MB</th><th>PSNR to input</th></tr>")
         for backend, entry in plan["refits"].items():
-            parts.append(f"<tr><td>{esc(backend)}</td><td>{entry['iters']}</td><td>{_cell(entry['seconds'])}</td>"
-                         f"<td>{_cell(entry['peak_rss_mb'])}</td><td>{_cell(entry['psnr_to_input'])}</td></tr>")
+            parts.append(f"<tr><td>{esc(backend)}</td><td>{entry['iters']}</td><td>{format_value(entry['seconds'])}</td>"
+                         f"<td>{format_value(entry['peak_rss_mb'])}</td><td>{format_value(entry['psnr_to_input'])}</td></tr>")
         parts.append("</table>")
     parts.append("<h2>Turns</h2><table><tr><th>turn</th><th>backend</th>"
                  + "".join(f"<th>{esc(h)}</th>" for h in columns.values()) + "</tr>")
     for row in sorted(results["rows"], key=lambda r: (r["turn"], r["backend"])):
         parts.append(f"<tr><td>{row['turn']}</td><td>{esc(row['backend'])}</td>"
-                     + "".join(f"<td>{_cell(row.get(k))}</td>" for k in columns) + "</tr>")
+                     + "".join(f"<td>{format_value(row.get(k))}</td>" for k in columns) + "</tr>")
     parts.append("</table>")
     for entry in results["unavailable"]:
         parts.append(f"<p>{esc(entry['backend'])}: {esc(entry['metric'])} unavailable: {esc(entry['reason'])}</p>")
@@ -429,13 +414,13 @@ def run_compare(args) -> dict:
         raise GseditError(f"--views must be at least 1, got {args.views}.")
     out = Path(args.out)
     plan = open_plan(args, out)
-    parse_backends(",".join(plan["backends"]))
-    turns = _plan_turns(plan)
+    turns = plan_turns(plan)
     refit_config = config_from_dict(ConvertConfig, plan["refit"])
+    edit_fields = planned_edit(args, plan)
     for backend in plan["backends"]:
         console.rule(f"[bold]{backend}")
         scene_file = scene_for(backend, plan, out, device, refit_config, args.quiet)
-        edit_backend(planned_edit(args, plan), scene_file, out / backend, turns)
+        edit_backend(edit_fields, scene_file, out / backend, turns)
     plan = summarise(out, plan, args.metrics, device, args.views)
     console.print(results_table(plan))
     console.print(f"comparison: {out / 'compare.html'}")

@@ -134,10 +134,11 @@ def test_compare_json_has_a_row_per_turn_and_backend(finished):
 
 
 def test_grids_show_before_and_after_of_each_backend(finished):
-    from gsedit.compare import shown_views
+    from gsedit.edit.session import Session
+    from gsedit.report import shown_views
 
     out, _ = finished
-    views = shown_views(out / "3dgs", 4)
+    views = shown_views(Session.open(out / "3dgs"), 4)
     assert len(views) == 4
     factor = math.ceil(128 / SIZE)
     cell = SIZE * factor

@@ -70,7 +70,7 @@ from gsedit.cli import Compare
 from gsedit.compare import BACKENDS
 from gsedit.demo import DEMO_OVERRIDES, TURNS
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import EvalConfig
+from gsedit.metrics.evaluate import EvalConfig, format_value
 from gsedit.models.ip2p import IP2PConfig
 from gsedit.scene.convert import ConvertConfig
 
@@ -169,8 +169,7 @@ def run_phase(args: Compare, backend: str | None, threads: int) -> dict:
     import torch
 
     from gsedit.cli import resolve_device
-    from gsedit.compare import edit_backend, open_plan, planned_edit, scene_for
-    from gsedit.edit.masks import Turn
+    from gsedit.compare import edit_backend, open_plan, plan_turns, planned_edit, scene_for
 
     if threads:
         torch.set_num_threads(threads)
@@ -184,7 +183,7 @@ def run_phase(args: Compare, backend: str | None, threads: int) -> dict:
         plan = open_plan(replace(args, resume=True, turn=[]), out)
         scene_file = scene_for(backend, plan, out, device, args.refit, args.quiet)
         edit_backend(
-            planned_edit(args, plan), scene_file, out / backend, [Turn(**t) for t in plan["turns"]]
+            planned_edit(args, plan), scene_file, out / backend, plan_turns(plan)
         )
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {
@@ -417,12 +416,6 @@ def ratio(values: dict[str, object]) -> float | None:
     return None
 
 
-def cell(value) -> str:
-    if value is None:
-        return "—"
-    return value if isinstance(value, str) else f"{value:.4g}"
-
-
 def print_table(sections: list[list[Row]], backends: list[str], title: str, caption: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -435,7 +428,7 @@ def print_table(sections: list[list[Row]], backends: list[str], title: str, capt
         for label, values in section:
             r = ratio(values)
             table.add_row(
-                label, *(cell(values.get(b)) for b in backends), "—" if r is None else f"{r:.2f}×"
+                label, *(format_value(values.get(b)) for b in backends), "—" if r is None else f"{r:.2f}×"
             )
         table.add_section()
     Console(width=max(Console().width, 110)).print(table)  # a piped run still gets one line per row

@@ -461,7 +461,8 @@ def evaluate_session(
 
 
 # -- the table ----------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A metric or cost as table text: — for null, ∞ for metrics.json's "inf", 4 digits for floats."""
     if value is None:
         return "—"
     if value == "inf":
@@ -495,15 +496,15 @@ def format_table(metrics: dict) -> Table:
     if metrics.get("refined"):
         rows.append(metrics["refined"])
     for row in rows:
-        table.add_row(str(row["turn"]), *(_cell(row.get(k)) for k in keys))
+        table.add_row(str(row["turn"]), *(format_value(row.get(k)) for k in keys))
     summary = metrics.get("summary", {})
     mean = summary.get("mean", {})
     table.add_section()
     table.add_row(
         "mean (s: total)",
-        *(_cell(mean.get(k)) for k in COLUMNS),
-        _cell(summary.get("total_seconds")),
-        _cell(summary.get("max_peak_rss_mb")),
+        *(format_value(mean.get(k)) for k in COLUMNS),
+        format_value(summary.get("total_seconds")),
+        format_value(summary.get("max_peak_rss_mb")),
         "",
     )
     return table
