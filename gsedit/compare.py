@@ -281,7 +281,7 @@ def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], margin: int = 110, m
     canvas = Image.new("RGB", (margin + columns * w, len(rows) * h), "white")
     draw = ImageDraw.Draw(canvas)
     for r, (label, images) in enumerate(rows):
-        draw.text((6, r * h + h // 2 - 6), label, fill="black")
+        draw.multiline_text((6, r * h + h // 2 - 12), label, fill="black", spacing=4)
         for c, image in enumerate(images):
             canvas.paste(Image.fromarray(image), (margin + c * w, r * h))
     return np.asarray(canvas)
@@ -303,7 +303,7 @@ def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[
         for backend in backends:
             for label, turn in (("before", index - 1), ("after", index)):
                 folder = out / backend / turn_dirname(turn) / "renders"
-                rows.append((f"{backend} {label}", [to_uint8(read_image(folder / v)) for v in views]))
+                rows.append((f"{backend}\n{label}", [to_uint8(read_image(folder / v)) for v in views]))
         path = out / "grids" / f"{turn_dirname(index)}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
