@@ -39,9 +39,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from gsedit.errors import GseditError, InputFileError
+from gsedit.errors import GseditError, InputFileError, MissingPackageError
 
-RAY_MISSING = "gsedit batch needs Ray: `pip install ray` (or the gsedit[ray] extra)."
 #: keys of a job that are not `gsedit edit` options
 JOB_KEYS = ("name", "scene", "cameras", "turns", "out")
 #: job keys a `defaults:` mapping may not set: they must differ between jobs
@@ -401,7 +400,7 @@ def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False) -
     try:
         import ray
     except ImportError:
-        raise GseditError(RAY_MISSING) from None
+        raise MissingPackageError("gsedit batch", "Ray") from None
     from gsedit.progress import console
 
     connected_here = not ray.is_initialized()

@@ -399,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    from rich.markup import escape
+
     from gsedit.progress import console
 
     try:
@@ -407,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     except GseditError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message may quote "[dev]" or "[/]", which rich would take for markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         if debug:
@@ -418,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, MemoryError) as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc} (run with --debug for the traceback)", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))} (run with --debug for the traceback)",
+                      highlight=False, soft_wrap=True)
         return 1
     return 0
 

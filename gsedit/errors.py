@@ -9,6 +9,21 @@ class GseditError(Exception):
     """An error caused by the user's input or environment, not by a bug in gsedit."""
 
 
+# The README's install command ("Set up"), word for word: every hint about a missing package quotes it.
+INSTALL_COMMAND = 'python -m pip install -e ".[dev]" && python -m pip install --no-deps nerfstudio==1.1.5'
+
+
+class MissingPackageError(GseditError):
+    """A package that gsedit's install command installs cannot be imported."""
+
+    def __init__(self, what: str, package: str, detail: str = ""):
+        reason = f" ({detail})" if detail else ""
+        super().__init__(
+            f"{what} needs {package}, which cannot be imported{reason}. gsedit's install command "
+            f"(README, \"Set up\") installs it; run it in the gsedit folder: {INSTALL_COMMAND}"
+        )
+
+
 class InputFileError(GseditError):
     """A file given to gsedit is missing, broken or of a foreign layout."""
 

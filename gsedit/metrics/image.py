@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import GseditError, ModelMissingError
+from gsedit.errors import GseditError, MissingPackageError, ModelMissingError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,10 +136,7 @@ def _import_torchmetrics_lpips():
     try:
         from torchmetrics.functional.image import lpips as tm_lpips
     except ImportError as e:
-        raise GseditError(
-            "LPIPS needs torchmetrics, which is not installed: `pip install torchmetrics` "
-            f"(or `pip install gsedit[dev]`). ({e})"
-        ) from e
+        raise MissingPackageError("LPIPS", "torchmetrics", str(e)) from e
     return tm_lpips
 
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+# Optional, CUDA only, not part of the install command (README, "Models and weights").
+XFORMERS_INSTALL = "python -m pip install xformers"
 #: subfolders of a diffusers InstructPix2Pix model folder
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -533,7 +535,7 @@ def _set_attention(unet, mode: str) -> None:
         except (ImportError, ValueError) as err:  # not installed, or no CUDA device
             raise GseditError(
                 f"IP2PConfig.attention='xformers' is unavailable ({err}); "
-                "`pip install xformers` on a CUDA machine, or use attention='sdpa'"
+                f"on a CUDA machine `{XFORMERS_INSTALL}` installs it (README), or use attention='sdpa'"
             ) from None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsedit.errors import GseditError, InputFileError, ModelMissingError
+from gsedit.errors import GseditError, InputFileError, MissingPackageError, ModelMissingError
 
 if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
@@ -108,10 +108,7 @@ def build_mask_generator(sam: Sam, config: SamMaskConfig) -> SamAutomaticMaskGen
         try:
             import cv2  # noqa: F401
         except ImportError as err:
-            raise GseditError(
-                "min_mask_region_area > 0 needs OpenCV: `pip install opencv-python`, "
-                "or set it to 0."
-            ) from err
+            raise MissingPackageError("min_mask_region_area > 0 (or set it to 0)", "OpenCV") from err
     return SamAutomaticMaskGenerator(
         sam,
         points_per_side=config.points_per_side,

@@ -1,6 +1,6 @@
 """The nerfacto implementation of the Scene interface: nerfstudio's fields, sampler and recipe.
 
-Needs nerfstudio (see INSTALL_HINT); no other gsedit module imports it. The model is put together
+Needs nerfstudio (installed by the README's install command); no other gsedit module imports it. The model is put together
 from nerfstudio's nerfacto parts (`NerfactoField`, one `HashMLPDensityField` per proposal level,
 `ProposalNetworkSampler`, MSE + interlevel + distortion loss, Adam with exponential decay per
 parameter group) instead of being built as a `NerfactoModel`:
@@ -31,13 +31,12 @@ import torch
 from torch import Tensor, nn
 
 from gsedit.cameras import Cameras
-from gsedit.errors import GseditError, InputFileError
+from gsedit.errors import GseditError, InputFileError, MissingPackageError
 from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
 
 # nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
 # requirements; the parts used here (fields, sampler, renderers, losses, optimisers) run on gsedit's
-# versions, so nerfstudio goes in without its dependencies plus the two that those parts import.
-INSTALL_HINT = "pip install -e \".[nerf]\" && pip install --no-deps nerfstudio==1.1.5"
+# versions, so the install command adds nerfstudio without its dependencies ([nerf] has the rest).
 
 try:
     with warnings.catch_warnings():  # nerfstudio's torch.cuda.amp decorators warn on import
@@ -55,10 +54,7 @@ try:
         from nerfstudio.model_components.renderers import RGBRenderer
         from nerfstudio.model_components.scene_colliders import NearFarCollider
 except ImportError as exc:  # the optional extra is missing: say which install fixes it
-    raise GseditError(
-        f"The nerfacto backend needs nerfstudio, which cannot be imported ({exc}). "
-        f"Install it with: {INSTALL_HINT}"
-    ) from exc
+    raise MissingPackageError("The nerfacto backend", "nerfstudio", str(exc)) from exc
 
 CHECKPOINT_FORMAT = "gsedit-nerfacto"
 CHECKPOINT_VERSION = 1

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsedit.errors import GseditError
+from gsedit.errors import GseditError, MissingPackageError
 from gsedit.scene.base import Scene
 from gsedit.scene.files import scene_backend
 from gsedit.viewer.camera import (
@@ -74,9 +74,7 @@ def require_viser():
     try:
         import viser
     except ImportError:
-        raise GseditError(
-            "the web viewer needs viser: `pip install viser` (or `pip install gsedit[view]`)."
-        ) from None
+        raise MissingPackageError("The web viewer", "viser") from None
     return viser
 
 
