@@ -1,7 +1,9 @@
-"""`gsedit demo`: a synthetic labelled scene edited in two turns, offline, on CPU, with a report."""
+"""`gsedit demo`: a synthetic labelled scene edited in two turns, offline, on CPU, evaluated, with a report."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -26,8 +28,22 @@ def _prepare(out: Path) -> None:
     (out / MARKER).write_text("created by gsedit demo; rerunning the demo replaces this folder\n")
 
 
+@contextlib.contextmanager
+def _models_from_cache_only():
+    """The demo never downloads: CLIP and LPIPS score only if they are already cached."""
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["HF_HUB_OFFLINE"]
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
 def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
-    from gsedit.cli import Edit
+    from gsedit.cli import Edit, Eval
     from gsedit.data.synthetic import write_synthetic_scene
     from gsedit.edit.config import load_preset
     from gsedit.edit.run import run_edit_command
@@ -52,5 +68,7 @@ def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
         settings=replace(settings, iters=iters, **DEMO_OVERRIDES),
     )
     session = run_edit_command(args)
+    with _models_from_cache_only():
+        Eval(session=session.folder, device=str(device)).run()  # the report shows the metrics table
     console.print(f"[bold green]demo done[/]: open {session.folder / 'report.html'}")
     return session
