@@ -22,9 +22,10 @@ Options are named as the `gsedit edit` flags, without dashes (`sam-checkpoint` a
 relative to the folder of JOBS.yaml; model ids are passed as written. On a cluster of several
 machines every path must be readable (and `out` writable) at the same place on every node.
 
-Each job is a session folder and runs with `gsedit edit`'s resume rules: a job whose session has
-finished all its turns is skipped, an interrupted one continues from its last finished turn, and
-turns added to the job in JOBS.yaml are appended. A session keeps the settings it was created with.
+Each job is a session folder and runs as its `gsedit edit` command line with `--resume` (the rule
+of `gsedit.edit.session.continue_plan`): a job whose session has finished all its turns is skipped,
+an interrupted one continues from its last finished turn, and turns added at the end of the job's
+list in JOBS.yaml are appended. A session keeps the settings it was created with.
 A job that fails (bad input, missing model, a crash) is reported and the others carry on.
 """
 
@@ -332,13 +333,16 @@ def _run_session(edit) -> Status:
 def resume_command(edit):
     """The `gsedit edit` command that brings the session in `edit.out` up to `edit`'s turns.
 
-    `edit` itself for a new session; a `--resume` command (with the job's turns that the session
-    lacks appended) for a started one; None when every turn is finished.
+    `edit` itself for a new session, `edit` with --resume for a started one (the --resume rule,
+    `continue_plan`, then appends the job's turns that the session lacks); None when the session
+    has every turn of the job and has finished them.
 
     Raises:
-        GseditError: the folder holds a session of another scene or other instructions.
+        GseditError: the folder holds a session of another scene, or the job's turns start like
+            the session's and then differ.
     """
-    from gsedit.edit.session import SESSION_FILE
+    from gsedit.edit.run import make_turns
+    from gsedit.edit.session import SESSION_FILE, continue_plan
 
     session = _open(edit.out)
     if session is None:
@@ -347,27 +351,24 @@ def resume_command(edit):
         # killed while writing turn_00: nothing of it was kept, so start afresh
         (edit.out / SESSION_FILE).unlink()
         return edit
-    have = [r.instruction for r in session.records]
-    if str(Path(edit.scene).resolve()) != session.data["input"] or have != edit.turn[: len(have)]:
+    if str(Path(edit.scene).resolve()) != session.data["input"]:
         raise GseditError(
-            f"{edit.out} holds a session of {session.data['input']} with turns {have}, which do not "
-            f"start this job ({edit.scene}, turns {edit.turn}): give the job another `out` folder."
+            f"{edit.out} holds a session of {session.data['input']}, not of this job's scene "
+            f"{edit.scene}: give the job another `out` folder."
         )
-    done, total = len(have), len(edit.turn)
-    if done == total and not session.pending():
+    planned = [r.turn for r in session.records]
+    new, start = continue_plan(planned, session.turn_lists, make_turns(edit.turn, edit.target, edit.keep),
+                               f"gsedit edit --out {edit.out}")
+    if new and start not in session.turn_lists:
+        # on the command line a list that starts like none of the session's is appended; a job's
+        # list is its whole plan, so it belongs to another session
+        raise GseditError(
+            f"{edit.out} holds a session with the turns {[t.instruction for t in planned]}, which this "
+            f"job's turns {edit.turn} do not start like: give the job another `out` folder."
+        )
+    if not new and not session.pending():
         return None
-    return replace(
-        edit,
-        resume=True,
-        turn=edit.turn[done:],
-        target=_tail(edit.target, done, total),
-        keep=_tail(edit.keep, done, total),
-    )
-
-
-def _tail(values: list[str], done: int, total: int) -> list[str]:
-    """The per-turn values of the turns after `done` (a value given once applies to all)."""
-    return values[done:] if len(values) == total > 1 else values
+    return replace(edit, resume=True)
 
 
 def _open(folder: Path):

@@ -23,7 +23,8 @@ import numpy as np
 
 from gsedit.atomic import write_json
 from gsedit.edit.masks import Turn
-from gsedit.edit.session import SESSION_FILE, Session
+from gsedit.edit.lock import FolderLock, deferred_lock
+from gsedit.edit.session import SESSION_FILE, Session, continue_plan
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import COLUMNS, format_value
 from gsedit.progress import console
@@ -65,18 +66,24 @@ def plan_turns(plan: dict) -> list[Turn]:
     return [Turn(t["instruction"], t["target"], t["keep"]) for t in plan["turns"]]
 
 
-def open_plan(args, out: Path) -> dict:
-    """compare.json: created from the arguments, or (--resume) read back with new turns appended."""
+def open_plan(args, out: Path, lock: FolderLock) -> dict:
+    """compare.json: created from the arguments, or (--resume) read back with the turns it lacks
+    appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
     from gsedit.edit.run import absolute_cameras_spec, make_turns, plugin_settings
 
     path = out / COMPARE_FILE
     turns = make_turns(args.turn, args.target, args.keep)
-    if args.resume:
+    if args.resume and (path.is_file() or args.scene is None):
         if not path.is_file():
             raise GseditError(f"{out} holds no comparison ({COMPARE_FILE}) to resume: run without --resume.")
+        lock.acquire()
         plan = _read_plan(path)
         parse_backends(",".join(plan["backends"]))  # a hand-edited plan, or nerfacto since uninstalled
-        plan["turns"] += _turn_dicts(turns)
+        new, start = continue_plan(plan_turns(plan), plan.get("turn_lists") or [1], turns,
+                                   f"gsedit compare --out {out}")
+        if new:
+            plan["turns"] += _turn_dicts(new)
+            plan["turn_lists"] = sorted({*(plan.get("turn_lists") or [1]), start})
     else:
         if path.exists():
             raise GseditError(
@@ -90,7 +97,7 @@ def open_plan(args, out: Path) -> dict:
         args.settings.validate()
         args.refit.validate()
         backends = parse_backends(args.backends)
-        cameras = checked_cameras(Path(args.scene), absolute_cameras_spec(args.cameras), out)
+        cameras = checked_cameras(Path(args.scene), absolute_cameras_spec(args.cameras), out, lock)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
@@ -103,14 +110,17 @@ def open_plan(args, out: Path) -> dict:
             "plugins": plugin_settings(args),
             "refit": dataclasses.asdict(args.refit),
             "turns": _turn_dicts(turns),
+            "turn_lists": [1],
             "refits": {},
         }
-    out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        if path.exists():
+            raise GseditError(f"{out} already holds a comparison: another run created it meanwhile.")
     write_json(path, plan)
     return plan
 
 
-def checked_cameras(scene_file: Path, spec: str, out: Path) -> str:
+def checked_cameras(scene_file: Path, spec: str, out: Path, lock: FolderLock) -> str:
     """The cameras spec every backend's session uses, checked before anything is written.
 
     Loads the scene and its cameras (a broken input fails here, not after the folder exists). An
@@ -126,7 +136,7 @@ def checked_cameras(scene_file: Path, spec: str, out: Path) -> str:
     if not spec.startswith("orbit:"):
         return spec
     path = out / "cameras.json"
-    out.mkdir(parents=True, exist_ok=True)
+    lock.acquire()
     write_inria_cameras(cameras, path)
     return str(path.resolve())
 
@@ -406,14 +416,20 @@ def write_html(out: Path, plan: dict) -> Path:
 def run_compare(args) -> dict:
     """`gsedit compare` (args: the Compare command): refits, both sessions, grids and tables."""
     from gsedit.cli import resolve_device
-    from gsedit.edit.run import config_from_dict
-    from gsedit.scene.convert import ConvertConfig
 
     device = resolve_device(args.device)
     if args.views < 1:
         raise GseditError(f"--views must be at least 1, got {args.views}.")
     out = Path(args.out)
-    plan = open_plan(args, out)
+    with deferred_lock(out) as lock:  # open_plan takes it once the inputs are checked
+        return _run_locked(args, device, out, lock)
+
+
+def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
+    from gsedit.edit.run import config_from_dict
+    from gsedit.scene.convert import ConvertConfig
+
+    plan = open_plan(args, out, lock)
     turns = plan_turns(plan)
     refit_config = config_from_dict(ConvertConfig, plan["refit"])
     edit_fields = planned_edit(args, plan)

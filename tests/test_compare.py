@@ -261,10 +261,12 @@ def test_an_orbit_is_made_once_around_the_input(scene, tmp_path):
     """Rebuilt around a 3DGS refit's wider bounds, orbit:N would circle other views."""
     from gsedit.cameras.formats import load_cameras
     from gsedit.compare import checked_cameras
+    from gsedit.edit.lock import FolderLock
     from gsedit.scene.ply import read_ply
 
     ply, _ = scene
-    spec = checked_cameras(ply, "orbit:5@40x30", tmp_path)
+    with FolderLock(tmp_path) as lock:
+        spec = checked_cameras(ply, "orbit:5@40x30", tmp_path, lock)
     assert spec == str((tmp_path / "cameras.json").resolve())
     written, orbit = load_cameras(spec), load_cameras("orbit:5@40x30", bounds=read_ply(ply).bounds())
     assert torch.allclose(written.camtoworlds, orbit.camtoworlds, atol=1e-5)

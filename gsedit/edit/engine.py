@@ -15,10 +15,12 @@ from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
+from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
 from gsedit.edit.session import Session, TurnRecord
 from gsedit.models.base import ImageEditor, ImageSegmenter
-from gsedit.scene.base import Scene
+from gsedit.errors import GseditError
+from gsedit.scene.base import NonFiniteError, Scene
 
 
 class Reporter(Protocol):
@@ -111,7 +113,15 @@ class Engine:
     """Called once a turn's folder is complete (report, turntable videos)."""
 
     def run(self, session: Session) -> list[TurnRecord]:
-        """Runs every pending turn; returns the records of the turns it finished."""
+        """Runs every pending turn; returns the records of the turns it finished.
+
+        Raises:
+            SessionBusyError: another process is writing the session.
+        """
+        with FolderLock(session.folder):
+            return self._run_pending(session)
+
+    def _run_pending(self, session: Session) -> list[TurnRecord]:
         pending = session.pending()
         if not pending:
             return []
@@ -147,7 +157,12 @@ class Engine:
         except BaseException as exc:
             record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()
-            session.update(record)
+            try:
+                session.update(record)
+            except OSError:  # a full disk may refuse this too: the record stays 'running', just as pending
+                pass
+            if isinstance(exc, NonFiniteError):
+                raise GseditError(f"Turn {record.index} ({record.instruction!r}) stopped: {exc}") from exc
             raise
         record.seconds = round(time.perf_counter() - start, 3)
         record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()
@@ -181,9 +196,10 @@ def write_input_turn(session: Session, scene: Scene, cameras: Cameras, source: P
 
     stem = Path(session.data["scene_file"]).stem
     with atomic_dir(session.turn_dir(0)) as tmp:
-        shutil.copy2(source, tmp / session.data["scene_file"])
+        # contents only: the copies get the umask's mode like every other file, not the source's
+        shutil.copyfile(source, tmp / session.data["scene_file"])
         for sidecar in sidecars(source):
-            shutil.copy2(sidecar, tmp / (stem + sidecar.name[len(source.stem):]))
+            shutil.copyfile(sidecar, tmp / (stem + sidecar.name[len(source.stem):]))
         save_images(tmp / "renders", scene.render(cameras).rgb)
 
 

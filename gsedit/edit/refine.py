@@ -16,7 +16,6 @@ check -- it shows the fine-tune moved the renders toward the sharper targets -- 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from torch import Tensor
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.engine import MemoryMeter, save_images
+from gsedit.edit.lock import FolderLock
 from gsedit.edit.run import session_cameras
 from gsedit.edit.session import Session
 from gsedit.errors import GseditError, InputFileError
@@ -190,12 +190,6 @@ def _check_faces_usable(
         )
 
 
-def _remove_stale_temporaries(session: Session) -> None:
-    """A killed refine leaves its temporary folder behind (it was never renamed)."""
-    for tmp in session.folder.glob(f".{REFINED_DIR}.*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 @dataclass
 class RefineResult:
     """What refining a scene produced, at the fine-tune resolution [C, H, W(, 3)]."""
@@ -291,7 +285,14 @@ def run_refine(
         GseditError: no finished turn, bad settings, or face masks without a face model.
     """
     config.validate()
-    session = Session.open(session_folder)
+    Session.open(session_folder)  # "no session here" before the lock would create the folder
+    with FolderLock(session_folder):  # also removes what a killed refine left
+        return _refine_locked(Session.open(session_folder), config, device, load_scene, segmenter,
+                              enhancer, cameras_for, on_step)
+
+
+def _refine_locked(session: Session, config, device, load_scene, segmenter, enhancer, cameras_for, on_step
+                   ) -> Path:
     last = session.last_finished()
     if last == 0:
         raise GseditError(
@@ -299,7 +300,6 @@ def run_refine(
         )
     enhancer = enhancer or ImageEnhancer.from_config(config.enhance, device)
     _check_faces_usable(config, segmenter, enhancer)
-    _remove_stale_temporaries(session)
 
     scene = load_scene(session.scene_path(last))
     cameras = (cameras_for or (lambda s: session_cameras(session, s)))(scene)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.masks import Turn
-from gsedit.edit.session import SESSION_FILE, Session
+from gsedit.edit.lock import FolderLock, deferred_lock
+from gsedit.edit.session import SESSION_FILE, Session, check_instruction, continue_plan
 from gsedit.errors import GseditError
 from gsedit.progress import JsonLog, TurnReporter, console, progress_display
 
@@ -25,8 +26,7 @@ def per_turn(values: list[str], count: int, flag: str) -> list[str | None]:
 
 def make_turns(instructions: list[str], targets: list[str], keeps: list[str]) -> list[Turn]:
     for i, text in enumerate(instructions, start=1):
-        if not text.strip():
-            raise GseditError(f"--turn {i} is an empty instruction: say what to change, e.g. --turn 'make the cube red'.")
+        check_instruction(text, f"--turn {i}")
     n = len(instructions)
     return [Turn(t, g, k) for t, g, k in zip(instructions, per_turn(targets, n, "--target"), per_turn(keeps, n, "--keep"))]
 
@@ -98,21 +98,20 @@ def _labelled_input(session: Session) -> bool:
     return bool(scene_label_names(session.scene_path(0)))
 
 
-def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
-    """Opens (--resume) or creates the session folder and appends the new turns.
+def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = None) -> Session:
+    """Opens (--resume) or creates the session folder, takes its `lock`, and appends the new turns.
 
     Args:
-        turns: the turns to add; default: those of --turn, --target and --keep.
+        turns: exactly the turns to add (gsedit compare's); default: the turns of --turn, --target
+            and --keep that the session lacks, by the --resume rule (`continue_plan`).
     """
+    exact = turns is not None
     if turns is None:
         turns = make_turns(args.turn, args.target, args.keep)
-    if args.resume:
-        session = Session.open(args.out)
-        if turns:
-            session.add_turns(turns)
-        if not session.pending():
-            raise GseditError(f"{args.out}: every turn is finished; add one with --turn '...'.")
-        return session
+    out = Path(args.out)
+    if args.resume and ((out / SESSION_FILE).is_file() or args.scene is None):
+        lock.acquire()
+        return _resume(args, Session.open(out), turns, exact)
     if args.scene is None or args.cameras is None:
         raise GseditError("gsedit edit needs a scene and --cameras (or --resume with --out DIR).")
     if not turns:
@@ -124,8 +123,11 @@ def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
     scene = load_scene_file(args.scene, device)
     spec = absolute_cameras_spec(args.cameras)
     cameras = training_cameras(spec, scene, args.settings.max_side)
+    lock.acquire()
+    if args.resume and (out / SESSION_FILE).is_file():  # another run created it meanwhile
+        return _resume(args, Session.open(out), turns, exact)
     session = Session.create(
-        args.out,
+        out,
         scene_file=scene.filename,
         input_path=str(Path(args.scene).resolve()),
         cameras=spec,
@@ -139,6 +141,25 @@ def start_or_resume(args, device, turns: list[Turn] | None = None) -> Session:
     except BaseException:  # e.g. Ctrl-C while turn_00 renders: leave no session that cannot resume
         (session.folder / SESSION_FILE).unlink(missing_ok=True)
         raise
+    return session
+
+
+def _resume(args, session: Session, turns: list[Turn], exact: bool) -> Session:
+    """The opened `session` with the turns it lacks appended (all of `turns` when `exact`)."""
+    if args.scene is not None and str(Path(args.scene).resolve()) != session.data["input"]:
+        raise GseditError(
+            f"{session.folder} is a session of {session.data['input']}, not of {args.scene}: "
+            "continue it without a scene (`--resume --out DIR`), or choose another --out."
+        )
+    if exact:
+        new, start = turns, None
+    else:
+        new, start = continue_plan([r.turn for r in session.records], session.turn_lists, turns,
+                                   f"gsedit edit --out {session.folder}")
+    if new:
+        session.add_turns(new, start)
+    if not session.pending() and not turns:
+        raise GseditError(f"{args.out}: every turn is finished; add one with --turn '...'.")
     return session
 
 
@@ -162,10 +183,23 @@ def training_cameras(spec: str, scene, max_side: int | None):
 def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
     """Runs `gsedit edit` (args: the Edit command); `turns` replaces --turn/--target/--keep."""
     from gsedit.cli import resolve_device
-    from gsedit.scene.files import load_scene_file
 
     device = resolve_device(args.device)
-    session = start_or_resume(args, device, turns)
+    with deferred_lock(args.out) as lock:  # start_or_resume takes it once the inputs are checked
+        session, live = _run_edit(args, device, lock, turns)
+    if live is not None:
+        console.print(f"edit finished; the viewer stays at {live.viewer.url} until Ctrl-C")
+        live.viewer.serve_forever()
+    return session
+
+
+def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
+    """(the session, the live viewer if --view) once every turn (and --refine) is done."""
+    from gsedit.scene.files import load_scene_file
+
+    session = start_or_resume(args, device, lock, turns)
+    if not session.pending():
+        console.print(f"nothing to do: every turn of {session.folder} that the --turn list names is finished.")
     plugins = session.data["plugins"]
     editor = build_editor(plugins, device)
     segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
@@ -194,10 +228,7 @@ def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
         console.print(f"turn {record.index} done in {record.seconds:.1f} s → {session.turn_dir(record.index)}")
     if args.refine:
         run_refine_command(session.folder, args.sr, "none", args.adss, device, args.quiet)
-    if live is not None:
-        console.print(f"edit finished; the viewer stays at {live.viewer.url} until Ctrl-C")
-        live.viewer.serve_forever()
-    return session
+    return session, live
 
 
 def _after_turn(session: Session, record, load_scene, turntable: bool) -> None:

@@ -2,6 +2,8 @@
 
 Every file is written atomically and a turn folder appears only when complete, so an interrupted
 or killed run leaves the finished turns intact and `--resume` continues after the last of them.
+One process writes a session at a time (gsedit.edit.lock); `continue_plan` is the rule that says
+which turns of a `--turn` list a resumed session lacks.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 
 from gsedit.atomic import write_json
 from gsedit.edit.config import EditConfig
+from gsedit.edit.lock import FolderLock
 from gsedit.edit.masks import Turn
 from gsedit.errors import GseditError, InputFileError
 
 SESSION_FILE = "session.json"
 FORMAT_VERSION = 1
+MAX_INSTRUCTION_CHARS = 2000  # a sentence or a paragraph; the text encoders read 77 tokens of it
 
 
 def turn_dirname(index: int) -> str:
@@ -89,6 +93,7 @@ class Session:
             "plugins": plugins,
             "versions": package_versions(),
             "turns": [],
+            "turn_lists": [],
             "undone": [],
         }
         session = cls(folder, data)
@@ -110,7 +115,6 @@ class Session:
             raise InputFileError(path, f"session.json lacks {missing}: it was not written by gsedit.")
         session = cls(Path(folder), data)
         session.records  # validates the turns
-        session.remove_stale_temporaries()
         return session
 
     def save(self) -> None:
@@ -133,12 +137,19 @@ class Session:
         self.data["turns"][record.index - 1] = dataclasses.asdict(record)
         self.save()
 
-    def add_turns(self, turns: list[Turn]) -> None:
-        start = len(self.data["turns"])
-        for i, turn in enumerate(turns, start=start + 1):
-            if not turn.instruction.strip():
-                raise GseditError(f"Turn {i} has an empty instruction.")
+    @property
+    def turn_lists(self) -> list[int]:
+        """The turn numbers at which each `--turn` list given to the session began (see continue_plan)."""
+        return list(self.data.get("turn_lists") or [1])  # sessions older than the record: one list
+
+    def add_turns(self, turns: list[Turn], start: int | None = None) -> None:
+        """Appends `turns`; `start` is where the `--turn` list they came from began (default: with them)."""
+        first = len(self.data["turns"]) + 1
+        lists = self.turn_lists if first > 1 else []
+        for i, turn in enumerate(turns, start=first):
+            check_instruction(turn.instruction, f"Turn {i}")
             self.data["turns"].append(dataclasses.asdict(TurnRecord(i, turn.instruction, turn.target, turn.keep)))
+        self.data["turn_lists"] = sorted({*lists, start or first})
         self.save()
 
     def turn_dir(self, index: int) -> Path:
@@ -169,6 +180,11 @@ class Session:
 
     def undo(self) -> int:
         """Drops the last finished turn (folder and record); returns its index."""
+        with FolderLock(self.folder):
+            self.data = Session.open(self.folder).data  # as the last writer left it
+            return self._undo_locked()
+
+    def _undo_locked(self) -> int:
         last = self.last_finished()
         if last == 0:
             raise GseditError(f"{self.folder} has no finished turn to undo.")
@@ -179,11 +195,67 @@ class Session:
         # later, unfinished turns depended on it: they go too, kept in "undone" for the record
         self.data["undone"].extend(self.data["turns"][last - 1 :])
         del self.data["turns"][last - 1 :]
+        self.data["turn_lists"] = [s for s in self.turn_lists if s < last]
         self.save()
         shutil.rmtree(trash)
         return last
 
-    def remove_stale_temporaries(self) -> None:
-        """Removes half-written turn folders a killed run left behind (they were never renamed)."""
-        for tmp in self.folder.glob(".turn_*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True)
+
+def check_instruction(text: str, where: str) -> None:
+    """An instruction is a non-empty sentence; `where` names it in the error ("--turn 2")."""
+    if not text.strip():
+        raise GseditError(f"{where} is an empty instruction: say what to change, e.g. --turn 'make the cube red'.")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise GseditError(
+            f"{where} is {len(text):,} characters long; an instruction is a sentence, at most "
+            f"{MAX_INSTRUCTION_CHARS:,} characters (the text encoders read its first 77 tokens)."
+        )
+
+
+def continue_plan(planned: list[Turn], turn_lists: list[int], given: list[Turn], command: str
+                  ) -> tuple[list[Turn], int]:
+    """The `--resume` rule (README, "Resuming a session"): the turns of `given` that the plan lacks.
+
+    `planned` are the session's own turns, `turn_lists` the turn numbers at which each `--turn`
+    list given to it began (turn 1 for the list that created it). `given` is aligned with the plan
+    at each of those turns: if it repeats the plan from there, or the start of it, nothing is new
+    (the same command line plus --resume only finishes the plan); if it goes on past the plan's
+    end, its tail is new. A list whose first instruction matches none of them is new as a whole.
+    A list that starts like the plan at one of them and then differs is refused: gsedit cannot
+    tell whether it should replace turns or add them.
+
+    Args:
+        command: the command that resumes it, for the error ("gsedit edit --out D").
+
+    Returns:
+        (the new turns, the turn number at which `given` begins).
+
+    Raises:
+        GseditError: `given` differs from the plan after starting like it.
+    """
+    if not given:
+        return [], len(planned) + 1
+    conflict = None
+    for start in turn_lists:
+        have = planned[start - 1 :]
+        if not have or have[0].instruction != given[0].instruction:
+            continue
+        k = next((i for i, (a, b) in enumerate(zip(have, given)) if a != b), None)
+        if k is None:
+            return list(given[len(have) :]), start
+        conflict = conflict or (start, k, have[k])
+    if conflict is None:
+        return list(given), len(planned) + 1
+    start, k, planned_turn = conflict
+    raise GseditError(
+        f"--turn {k + 1} {_describe(given[k])} differs from turn {start + k} of the session "
+        f"{_describe(planned_turn)}, though the --turn list starts like the session's turns from turn "
+        f"{start}. With --resume, give the same --turn list to finish the session, the same list "
+        f"with more turns after it to add those, or only new turns (`{command} --resume --turn "
+        f"'...'`) to append them; to change finished turns, drop them first with `gsedit undo`."
+    )
+
+
+def _describe(turn: Turn) -> str:
+    extra = "".join(f", --{k} {v!r}" for k, v in (("target", turn.target), ("keep", turn.keep)) if v)
+    return f"({turn.instruction!r}{extra})"

@@ -6,7 +6,9 @@ implementations of it.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +17,34 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
+from gsedit.errors import GseditError
+
+#: trainers check every parameter this often (and after the last step); the loss at every step
+PARAMETER_CHECK_EVERY = 50
+
+
+class NonFiniteError(GseditError):
+    """An optimisation produced NaN or inf (in its loss or a parameter) and was stopped."""
+
+    def __init__(self, step: int, what: str):
+        self.step, self.what = step, what
+        super().__init__(
+            f"the optimisation went non-finite at step {step}: {what}. Nothing of it was written. "
+            "A learning rate too high for the scene (try a lower --lr-scale) or NaN in the "
+            "targets usually causes this."
+        )
+
+
+def check_finite(step: int, loss: float | None = None,
+                 parameters: Iterable[tuple[str, Tensor]] = ()) -> None:
+    """Raises NonFiniteError when `loss` or any of the named `parameters` is NaN or inf."""
+    if loss is not None and not math.isfinite(loss):
+        raise NonFiniteError(step, f"the loss is {loss}")
+    for name, value in parameters:
+        finite = torch.isfinite(value.detach())
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise NonFiniteError(step, f"parameter '{name}' holds NaN or inf in {bad:,} of {value.numel():,} values")
 
 
 @dataclass
@@ -27,7 +57,12 @@ class RenderOutput:
 
 
 class SceneTrainer(ABC):
-    """Optimises a scene against target images with the backend's own recipe and schedule."""
+    """Optimises a scene against target images with the backend's own recipe and schedule.
+
+    Trainers stop with NonFiniteError as soon as the loss is not finite (before it reaches the
+    parameters), when a parameter is not finite at a check, and in `finish`, so that no NaN scene
+    is ever saved.
+    """
 
     @abstractmethod
     def step(self, cameras: Cameras, targets: Tensor) -> float:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.scene.base import SceneTrainer
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, SceneTrainer, check_finite
 
 if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
@@ -107,6 +107,8 @@ class GaussianTrainer(SceneTrainer):
         rgb = out.colors[..., :3]
         l1 = (rgb - targets).abs().mean()
         loss = (1 - self.config.ssim_lambda) * l1 + self.config.ssim_lambda * (1 - ssim(rgb, targets).mean())
+        value = float(loss.detach())
+        check_finite(self.step_index + 1, value)  # before backward: a NaN loss poisons every parameter
         self.strategy.step_pre_backward(
             self.scene.params, self.optimizers, self.strategy_state, self.step_index, out.info
         )
@@ -118,7 +120,12 @@ class GaussianTrainer(SceneTrainer):
             self.scene.params, self.optimizers, self.strategy_state, self.step_index, out.info
         )
         self._after_step()
-        return float(loss.detach())
+        if self.step_index % PARAMETER_CHECK_EVERY == 0:
+            self._check_parameters()
+        return value
+
+    def _check_parameters(self) -> None:
+        check_finite(self.step_index, parameters=((n, self.scene.params[n]) for n in self.optimizers))
 
     def _after_step(self) -> None:
         from gsplat.strategy.ops import reset_opa
@@ -132,6 +139,7 @@ class GaussianTrainer(SceneTrainer):
             reset_opa(self.scene.params, self.optimizers, self.strategy_state, self.config.prune_opa * 2)
 
     def finish(self) -> None:
+        self._check_parameters()
         self.scene.params_changed()
         self.optimizers.clear()
 

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
-from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, Scene, SceneTrainer, check_finite
 
 # nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
 # requirements; the parts used here (fields, sampler, renderers, losses, optimisers) run on gsedit's
@@ -651,6 +651,7 @@ class NerfactoTrainer(SceneTrainer):
             for name in groups
         }
         self.optimizers = Optimizers(recipe, groups)
+        self.step_index = 0
         for name, optimizer in self.optimizers.optimizers.items():
             if name in scene.optimizer_state:  # the moments only: the turn's own schedule sets the rates
                 saved = optimizer.state_dict()
@@ -677,6 +678,8 @@ class NerfactoTrainer(SceneTrainer):
             + c.interlevel_loss_mult * interlevel_loss(sampling.weights_list, sampling.samples_list)
             + c.distortion_loss_mult * distortion_loss(sampling.weights_list, sampling.samples_list)
         )
+        value = float(loss.detach())
+        check_finite(self.step_index + 1, value)  # before backward: a NaN loss poisons the whole field
         self.optimizers.zero_grad_all()
         with reproducible(scene.device):
             loss.backward()
@@ -686,9 +689,16 @@ class NerfactoTrainer(SceneTrainer):
             scheduler.step()
         network.sampler.step_cb(scene.steps_trained)
         scene.steps_trained += 1
-        return float(loss.detach())
+        self.step_index += 1
+        if self.step_index % PARAMETER_CHECK_EVERY == 0:
+            self._check_parameters()
+        return value
+
+    def _check_parameters(self) -> None:
+        check_finite(self.step_index, parameters=self.scene.network.named_parameters())
 
     def finish(self) -> None:
+        self._check_parameters()
         self.scene.optimizer_state = {
             name: _cpu_copy(optimizer.state_dict()["state"])
             for name, optimizer in self.optimizers.optimizers.items()

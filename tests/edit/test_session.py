@@ -93,7 +93,7 @@ def test_interrupt_keeps_finished_turns_and_resume_gives_the_same_files(tmp_path
             assert png.read_bytes() == (folder / f"turn_{k:02d}" / "renders" / png.name).read_bytes()
 
 
-def test_a_killed_run_leaves_a_temporary_that_resume_removes(tmp_path):
+def test_a_killed_run_leaves_a_temporary_that_the_next_writer_removes(tmp_path):
     session = new_session(tmp_path / "s")
     engine().run(session)
     # what kill -9 during turn 3 leaves: a half-written temporary and a 'running' record
@@ -105,9 +105,10 @@ def test_a_killed_run_leaves_a_temporary_that_resume_removes(tmp_path):
     stale.mkdir()
     (stale / "scene.pt").write_bytes(b"half")
     reopened = Session.open(tmp_path / "s")
-    assert not stale.exists()
+    assert stale.exists()  # a reader (eval, view) cannot tell it from one being written
     assert [r.index for r in reopened.pending()] == [3]
-    engine().run(reopened)
+    engine().run(reopened)  # the writer holds the lock: no one else is writing, so it is stale
+    assert not stale.exists()
     assert reopened.last_finished() == 3
 
 
