@@ -1,7 +1,8 @@
 """The one rasterization entry point of gsedit: RGB (from SH) + extra channels + depth in one pass.
 
-Two backends give the same numbers on the same inputs: gsplat's CUDA kernels, and the pure-PyTorch
-rasterizer in `torch_rasterizer` (the reference, and the CPU path). Arguments follow
+Three backends give the same numbers on the same inputs: gsplat's CUDA kernels, the pure-PyTorch
+rasterizer in `torch_rasterizer` (the reference), and on CPU its twin in C++ (`native`: tiling and
+compositing compiled from `cuda_ext/`, the CPU default when it builds). Arguments follow
 `gsplat.rasterization`; `info` is gsplat's unpacked `meta` dict, so `gsplat.strategy` densification
 works on either backend.
 """
@@ -14,10 +15,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from gsedit.render import native
 from gsedit.render.sh import MAX_SH_DEGREE, eval_sh
 from gsedit.render.torch_rasterizer import rasterize_torch
 
-Backend = Literal["auto", "torch", "gsplat"]
+Backend = Literal["auto", "torch", "native", "gsplat"]
 GSPLAT_TILE_SIZE = 16
 TORCH_TILE_SIZE = 8
 
@@ -68,7 +70,9 @@ def rasterize(
         backgrounds: [C, D + E] colour composited behind each image, or None (zeros).
         near_plane, far_plane: camera-space z range kept.
         eps2d: low-pass filter added to the 2D covariances (gsplat's default 0.3).
-        backend: "gsplat" (CUDA), "torch", or "auto" = gsplat for CUDA tensors, else torch.
+        backend: "gsplat" (CUDA), "torch" (the PyTorch reference), "native" (its C++ twin, CPU),
+            or "auto" = gsplat for CUDA tensors, else native when it builds (not with
+            GSEDIT_NATIVE=0), else torch.
         tile_size: tile side in pixels; it does not change the result, only speed. None: 16 for
             gsplat (its tested value), 8 for torch (less wasted work per tile on CPU).
     """
@@ -91,11 +95,13 @@ def rasterize(
     use_gsplat = backend == "gsplat" or (backend == "auto" and means.is_cuda)
     if tile_size is None:
         tile_size = GSPLAT_TILE_SIZE if use_gsplat else TORCH_TILE_SIZE
+    options = {}
     if use_gsplat:
         from gsedit.render.gsplat_backend import gsplat_sh as sh_fn
         from gsedit.render.gsplat_backend import rasterize_gsplat as impl
     else:
         sh_fn, impl = eval_sh, rasterize_torch
+        options["kernels"] = cpu_kernels(backend, means.device)
     features = _features(means, colors, viewmats, sh_degree, extras, sh_fn)  # [C, N, D + E]
     render, alpha, info = impl(
         means,
@@ -112,8 +118,19 @@ def rasterize(
         far_plane,
         eps2d,
         tile_size,
+        **options,
     )
     return RasterOutput(render[..., :n_feat], alpha, render[..., n_feat:], info)
+
+
+def cpu_kernels(backend: Backend, device: torch.device) -> Literal["torch", "native"]:
+    """Which kernels the PyTorch-side rasterizer uses for `backend` ("torch" or "native")."""
+    if backend == "native":
+        native.require()
+        return "native"
+    if backend == "auto" and device.type == "cpu" and native.available():
+        return "native"
+    return "torch"
 
 
 def _features(
@@ -206,12 +223,16 @@ def _check_inputs(
         raise ValueError(
             f"width, height and tile_size must be positive, got {width}, {height}, {tile_size}"
         )
-    if backend not in ("auto", "torch", "gsplat"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'gsplat', got {backend!r}")
+    if backend not in ("auto", "torch", "native", "gsplat"):
+        raise ValueError(
+            f"backend must be 'auto', 'torch', 'native' or 'gsplat', got {backend!r}"
+        )
     if backend == "gsplat" and not means.is_cuda:
         raise ValueError(
             "backend 'gsplat' needs CUDA tensors; use backend='torch' or 'auto' on CPU"
         )
+    if backend == "native" and means.device.type != "cpu":
+        raise ValueError("backend 'native' runs on CPU tensors; use 'auto' or 'gsplat' on CUDA")
     tensors = [means, quats, scales, opacities, colors, viewmats, Ks, extras, backgrounds]
     devices = {t.device for t in tensors if t is not None}
     if len(devices) > 1:

@@ -453,6 +453,7 @@ def rasterize_torch(
     eps2d: float,
     tile_size: int,
     backward: Literal["closed-form", "autograd"] = "closed-form",
+    kernels: Literal["torch", "native"] = "torch",
 ) -> tuple[Tensor, Tensor, dict]:
     """Projection + tiling + compositing on any device; the depth is the last output channel.
 
@@ -461,6 +462,8 @@ def rasterize_torch(
         features: [C, N, D] per-camera features (colours already evaluated from SH).
         viewmats: [C, 4, 4]; Ks: [C, 3, 3]; backgrounds: [C, D] or None.
         backward: how compositing is differentiated, as in `rasterize_to_pixels`.
+        kernels: "torch" (this module), or "native": tiling and compositing by the C++ kernels of
+            `gsedit.render.native` (CPU; same results, closed-form backward), projection as here.
 
     Returns:
         render [C, H, W, D + 1] (features, accumulated depth), alpha [C, H, W, 1] and gsplat's
@@ -469,7 +472,15 @@ def rasterize_torch(
     proj = project_gaussians(
         means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d
     )
-    isect = intersect_tiles(
+    if kernels == "native":
+        from gsedit.render import native
+
+        intersect, composite = native.intersect_tiles, native.rasterize_to_pixels
+        options = {}
+    else:
+        intersect, composite = intersect_tiles, rasterize_to_pixels
+        options = {"backward": backward}
+    isect = intersect(
         proj.means2d.detach(), proj.radii, proj.depths.detach(), tile_size, width, height
     )
     n_cams = viewmats.shape[0]
@@ -477,7 +488,7 @@ def rasterize_torch(
     with_depth = torch.cat([features, proj.depths[..., None]], dim=-1)  # [C, N, D + 1]
     if backgrounds is not None:  # the depth channel composites over 0, as in gsplat's RGB+D
         backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(n_cams, 1)], dim=-1)
-    render, alpha = rasterize_to_pixels(
+    render, alpha = composite(
         proj.means2d,
         proj.conics,
         opac,
@@ -487,7 +498,7 @@ def rasterize_torch(
         height,
         tile_size,
         backgrounds,
-        backward=backward,
+        **options,
     )
     info = {
         "batch_ids": None,
