@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import tyro
-from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, subcommand
+from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, arg, subcommand
 
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.refine import RefineConfig
@@ -34,16 +34,26 @@ def resolve_device(device: Device):
     return torch.device(device)
 
 
+CAMERAS_HELP = ("INRIA cameras.json, transforms.json, a COLMAP model folder, a trainer's output folder, or "
+                "orbit:N[@WxH]; default: a trainer folder's own cameras.")
+ITERATION_HELP = "Of a trainer's output folder: the iteration/step to load (default: the last)."
+DATAPARSER_HELP = ("A nerfstudio run's dataparser_transforms.json: maps --cameras (the dataset's, in its original "
+                   "frame) into that run's frame, e.g. for an ns-export splat edited with the dataset's transforms.json.")
+
+
 @dataclass
 class Info:
-    """What a scene file holds: a 3DGS .ply (count, SH degree, bounds, extras, labels) or a nerfacto .ckpt."""
+    """What a scene holds: a splat file or trainer folder (count, SH degree, bounds, extras, labels, the
+    trainer's step and cameras) or a nerfacto .ckpt."""
 
     scene: Positional[Path]
+    iteration: int | None = None
+    """Of a trainer's output folder: the iteration/step to describe (default: the last)."""
 
     def run(self) -> None:
         from gsedit.scene.describe import describe_scene
 
-        lines = describe_scene(self.scene)
+        lines = describe_scene(self.scene, self.iteration)
         width = max(len(name) for name, _ in lines) + 3  # values in one column, after "name: "
         for name, value in lines:
             print(f"{name + ':':<{width}}{value}")
@@ -54,20 +64,22 @@ class Render:
     """Renders every camera of CAMS to PNG files (and a contact sheet)."""
 
     scene: Positional[Path]
-    cameras: str
-    """INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
     out: Path
+    cameras: Annotated[str | None, arg(help=CAMERAS_HELP)] = None
     channels: str = "rgb"
     """Comma-separated: rgb, alpha, relevance, label, or any extra property of the scene."""
     device: Device = "auto"
+    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
+    dataparser_transforms: Annotated[Path | None, arg(help=DATAPARSER_HELP)] = None
 
     def run(self) -> None:
-        from gsedit.cameras.formats import load_cameras
         from gsedit.render.images import render_channel_images
+        from gsedit.scene.files import check_scene_in_view, scene_cameras
 
-        scene = load_scene_file(self.scene, resolve_device(self.device))
-        cams = load_cameras(self.cameras, bounds=scene.bounds())
-        written = render_channel_images(scene, cams, [c.strip() for c in self.channels.split(",")], self.out)
+        scene = load_scene_file(self.scene, resolve_device(self.device), self.iteration)
+        cams = scene_cameras(self.scene, self.cameras, self.dataparser_transforms, scene.bounds())
+        check_scene_in_view(scene, cams, self.scene)
+        written = render_channel_images(scene, cams.cameras, [c.strip() for c in self.channels.split(",")], self.out)
         print(f"wrote {written} images to {self.out}")
 
 
@@ -76,9 +88,13 @@ class EditRun:
     """What `gsedit edit` and `gsedit compare` share: the scene, the turns, the method and plug-ins."""
 
     scene: Positional[Path | None] = None
-    """The input scene (.ply, or a gsedit nerfacto .ckpt); not needed with --resume."""
-    cameras: str | None = None
-    """INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
+    """The input scene (.ply, .spz, .compressed.ply, .sog, .splat, a trainer's output folder, or a gsedit
+    nerfacto .ckpt); not needed with --resume."""
+    cameras: Annotated[str | None, arg(help=CAMERAS_HELP)] = None
+    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
+    dataparser_transforms: Annotated[Path | None, arg(help=DATAPARSER_HELP)] = None
+    export: str = ""
+    """Comma-separated splat formats written beside every turn's scene.ply: spz, compressed.ply, splat (3DGS)."""
     turn: UseAppendAction[list[str]] = field(default_factory=list)
     """An instruction; repeat for several turns (they run in order)."""
     out: Path = Path("session")
@@ -92,7 +108,7 @@ class EditRun:
     keep: UseAppendAction[list[str]] = field(default_factory=list)
     """What must stay unchanged (inverse masks for additive edits): once for all turns or per turn."""
     resume: bool = False
-    """Continue the session in --out from its last finished turn (with any new --turn appended)."""
+    """Continue the session in --out from its last finished turn. The same command line plus --resume finishes its turns and adds none; a longer --turn list appends only its new tail; a --turn list that starts like none of the session's turn lists appends all its turns (add turns later); one that starts like the session's turns and then differs is refused (README, "Resuming a session")."""
     device: Device = "auto"
     refine: bool = False
     """Run the super-resolution refine stage after the last turn (settings: --sr.*)."""
@@ -204,15 +220,17 @@ class Fit:
 
 @dataclass
 class Convert:
-    """Refits a scene in the other backend from its renders (labels kept): e.g. an edited nerfacto
-    turn as a standard 3DGS .ply that splat viewers open."""
+    """Re-encodes a 3DGS scene in another splat format (.ply, .spz, .compressed.ply, .splat; no refit), or
+    refits a scene in the other backend from its renders (labels kept): e.g. an edited nerfacto turn as a
+    standard 3DGS .ply that splat viewers open."""
 
     scene: Positional[Path]
-    """A 3DGS .ply or a gsedit nerfacto .ckpt."""
-    cameras: str
-    """Views to fit on: INRIA cameras.json, transforms.json, a COLMAP model folder, or orbit:N[@WxH]."""
+    """A splat file (.ply, .spz, .compressed.ply, .sog, .splat), a trainer's output folder, or a gsedit nerfacto .ckpt."""
     out: Path
-    """The new scene: .ply (3DGS) or .ckpt (nerfacto)."""
+    """The new scene: a splat file (3DGS: .ply, .spz, .compressed.ply, .splat) or .ckpt (nerfacto)."""
+    cameras: str | None = None
+    """Views to refit on (needed only for a refit): as for gsedit edit; default: a trainer folder's own."""
+    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
     max_side: int | None = None
     """Render and fit at most this many pixels on the longer side."""
     refit: ConvertConfig = field(default_factory=ConvertConfig)
@@ -225,9 +243,16 @@ class Convert:
 
         self.refit.validate()
         backend = scene_backend(self.out)
+        if scene_backend(self.scene) == backend == "3dgs":
+            path = load_scene_file(self.scene, "cpu", self.iteration).save_as(self.out)
+            print(f"re-encoded {self.scene} -> {path}")
+            return
         if scene_backend(self.scene) == backend:
-            raise GseditError(f"{self.scene} is already a {backend} scene: give --out a .ply for 3DGS or a .ckpt for nerfacto.")
-        entry = refit(str(self.scene), self.cameras, self.max_side, backend, self.out,
+            raise GseditError(f"{self.scene} is already a nerfacto scene: give --out a splat file for 3DGS.")
+        cameras = self.cameras or str(self.scene)  # a trainer folder's own
+        if self.cameras is None and not Path(self.scene).is_dir():
+            raise GseditError(f"refitting {self.scene} as {backend} needs --cameras: the views to fit on.")
+        entry = refit(str(self.scene), cameras, self.max_side, backend, self.out,
                       resolve_device(self.device), self.refit, self.quiet)
         print(f"{backend} scene -> {self.out} ({entry['seconds']:.0f} s, {entry['psnr_to_input']:.2f} dB to the input's renders)")
 
@@ -401,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     from rich.markup import escape
 
+    from gsedit.faults import aftermath, os_error_message
     from gsedit.progress import console
 
     try:
@@ -415,13 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        name = "compare" if argv[:1] == ["compare"] else "edit"
-        console.print(f"[bold yellow]interrupted[/]: finished turns are kept; `gsedit {name} --out DIR --resume` continues.")
+        console.print(f"[bold yellow]interrupted[/]: {escape(aftermath(argv))}", highlight=False, soft_wrap=True)
         return 130
     except (OSError, MemoryError) as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {escape(str(exc))} (run with --debug for the traceback)",
+        what = os_error_message(exc) if isinstance(exc, OSError) else f"out of memory ({exc})."
+        console.print(f"[bold red]error:[/] {escape(what)} {escape(aftermath(argv))} (--debug shows the traceback)",
                       highlight=False, soft_wrap=True)
         return 1
     return 0

@@ -15,6 +15,9 @@ from gsedit.cameras.camera import Cameras
 from gsedit.errors import InputFileError
 
 ROTATION_TOL = 1e-3  # how far det(R) and R Rᵀ may be from 1 and I (float32 files, rounded text)
+#: the longest image side gsedit accepts: beyond any camera's sensor, and one 16k x 16k view
+#: already needs 3 GB per float image; larger sizes are typos or forged files
+MAX_IMAGE_SIDE = 16384
 
 
 def read_json(path: Path) -> Any:
@@ -153,6 +156,12 @@ def image_size(
     if w != int(w) or h != int(h):
         raise InputFileError(
             path, f"{where}: image size must be whole pixels, found {width}x{height}"
+        )
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise InputFileError(
+            path,
+            f"{where}: image size {int(w)}x{int(h)} is beyond the largest gsedit accepts "
+            f"({MAX_IMAGE_SIDE} px a side); check the file's {keys[0]} and {keys[1]}",
         )
     return int(w), int(h)
 

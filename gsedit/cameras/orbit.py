@@ -10,9 +10,11 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras.camera import Cameras
+from gsedit.cameras.checks import MAX_IMAGE_SIDE
 from gsedit.errors import InputFileError
 
 ORBIT_SPEC = re.compile(r"orbit:(\d+)(?:@(\d+)x(\d+))?")
+MAX_ORBIT_VIEWS = 10_000
 
 
 @dataclass
@@ -117,4 +119,11 @@ def parse_orbit_spec(spec: str) -> tuple[int, int, int] | None:
             "e.g. orbit:24 or orbit:24@512x384",
         )
     n = int(match[1])
-    return (n, int(match[2]), int(match[3])) if match[2] else (n, 256, 256)
+    width, height = (int(match[2]), int(match[3])) if match[2] else (256, 256)
+    if n > MAX_ORBIT_VIEWS or max(width, height) > MAX_IMAGE_SIDE:
+        raise InputFileError(
+            spec,
+            f"an orbit has at most {MAX_ORBIT_VIEWS} views of at most {MAX_IMAGE_SIDE} px a side, "
+            f"got {n} views of {width}x{height}",
+        )
+    return n, width, height

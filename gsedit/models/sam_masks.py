@@ -89,7 +89,10 @@ def load_sam(checkpoint: str | Path | None, model_type: SamModelType, device: to
     import segment_anything
 
     try:
-        sam = segment_anything.sam_model_registry[model_type](checkpoint=str(checkpoint))
+        sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
+        # weights only: a checkpoint from the internet must not run code (segment-anything's own
+        # torch.load unpickles anything on torch < 2.6)
+        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     except Exception as err:
         # torch.load raises many types on a foreign or truncated file (UnpicklingError,
         # IndexError, EOFError...), load_state_dict a RuntimeError on another SAM size.

@@ -72,8 +72,9 @@ def read_ply(path: str | Path, allow_nonfinite: bool = False) -> Gaussians:
         allow_nonfinite: load values that are NaN or inf instead of refusing the file.
 
     Raises:
-        InputFileError: the file is missing, not a PLY, truncated, not a 3DGS scene (e.g. a point
-            cloud), misses Gaussian properties, has an invalid f_rest count, or holds NaN/inf.
+        InputFileError: the file is missing, not a PLY, truncated (or its header claims more data
+            than it holds), not a 3DGS scene (e.g. a point cloud), misses Gaussian properties, has
+            an invalid f_rest count, or holds NaN/inf or all-zero quaternions.
     """
     path = Path(path)
     vertex = _read_vertex_element(path)
@@ -83,6 +84,7 @@ def read_ply(path: str | Path, allow_nonfinite: bool = False) -> Gaussians:
     gaussians = _to_gaussians(vertex.data, names, num_rest)
     if not allow_nonfinite:
         _check_finite(path, gaussians)
+        _check_rotations(path, gaussians)
     return gaussians
 
 
@@ -103,6 +105,7 @@ def _read_vertex_element(path: Path) -> PlyElement:
             f"is not a PLY file: a PLY file starts with the line 'ply', this one starts with "
             f"{magic!r}. Expected an INRIA 3DGS .ply scene.",
         )
+    _check_claimed_size(path)
     try:
         ply = PlyData.read(str(path), mmap="c")
     except PlyElementParseError as e:
@@ -123,6 +126,45 @@ def _read_vertex_element(path: Path) -> PlyElement:
     if vertex.count == 0:
         raise InputFileError(path, "has no Gaussians: its 'vertex' element is empty.")
     return vertex
+
+
+_TYPE_BYTES = {
+    **dict.fromkeys(("char", "uchar", "int8", "uint8"), 1),
+    **dict.fromkeys(("short", "ushort", "int16", "uint16"), 2),
+    **dict.fromkeys(("int", "uint", "int32", "uint32", "float", "float32"), 4),
+    **dict.fromkeys(("double", "float64"), 8),
+}
+MAX_HEADER_BYTES = 1 << 20  # a header lists a few hundred properties at most
+
+
+def _check_claimed_size(path: Path) -> None:
+    """Refuses a header whose element counts need more bytes than the file has, before any array
+    is sized from them (a forged or truncated header could claim billions of Gaussians)."""
+    with path.open("rb") as f:
+        head = f.read(MAX_HEADER_BYTES)
+    end = head.find(b"end_header")
+    if end < 0:
+        return  # plyfile names what is wrong with the header
+    binary, needed, count, counts = True, 0, 0, []
+    for line in head[:end].decode("ascii", errors="replace").splitlines():
+        words = line.split()
+        if words[:1] == ["format"]:
+            binary = words[1:2] != ["ascii"]
+        elif words[:1] == ["element"] and len(words) == 3 and words[2].isdigit():
+            count = int(words[2])
+            counts.append(f"{count:,} {words[1]}")
+        elif words[:1] == ["property"] and len(words) >= 3:
+            # a list takes at least its count; an ASCII value at least a digit and a separator
+            size = _TYPE_BYTES.get(words[2] if words[1] == "list" else words[1], 1)
+            needed += count * (size if binary else 2)
+    available = path.stat().st_size - end
+    if needed > available:
+        raise InputFileError(
+            path,
+            f"the data after the header is truncated or corrupt: the header claims "
+            f"{' and '.join(counts)} entries (at least {needed:,} bytes), but the file holds only "
+            f"{available:,} bytes after it.",
+        )
 
 
 def _check_layout(path: Path, names: list[str]) -> int:
@@ -227,6 +269,18 @@ def _check_finite(path: Path, gaussians: Gaussians) -> None:
             f"holds NaN or infinite values ({per_field}; {int(bad_rows.sum())} of {n} Gaussians "
             f"in all). Expected finite values; repair the file or drop those Gaussians "
             f"(read_ply(..., allow_nonfinite=True) loads it as is).",
+        )
+
+
+def _check_rotations(path: Path, gaussians: Gaussians) -> None:
+    """A zero quaternion is no rotation (normalising it gives NaN): refuse the file, naming how many."""
+    zero = (gaussians.quats == 0).all(dim=1)
+    if zero.any():
+        raise InputFileError(
+            path,
+            f"holds {int(zero.sum()):,} of {len(gaussians):,} Gaussians whose rotation rot_0..3 is "
+            f"all zeros, which is no rotation; expected quaternions of non-zero length (any length: "
+            f"gsedit normalises them). Repair the file or drop those Gaussians.",
         )
 
 

@@ -1,0 +1,50 @@
+"""What the command line says when the machine fails a command: a full disk, a folder it may not
+write, a read-only file system, Ctrl-C. One paragraph: the file, the cause, the way out, and the
+command that continues once the cause is gone (every gsedit write is atomic, so nothing already
+written is lost and nothing half-written is left)."""
+
+from __future__ import annotations
+
+import errno
+import shlex
+
+#: errno -> (what happened, what to do about it)
+_CAUSES = {
+    errno.ENOSPC: ("the disk is full", "free some space on it or choose another --out"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or choose another --out"),
+    errno.EACCES: ("permission denied", "make the folder writable for you or choose another --out"),
+    errno.EPERM: ("operation not permitted", "make the folder writable for you or choose another --out"),
+    errno.EROFS: ("the file system is read-only", "choose an --out on a writable file system"),
+    errno.ENOENT: ("no such file or folder", "check the path"),
+    errno.EMFILE: ("too many open files", "raise the limit (`ulimit -n`)"),
+}
+#: commands whose output is a session (or a comparison of sessions) that --resume continues
+_RESUMABLE = ("edit", "compare")
+
+
+def continue_command(argv: list[str]) -> str:
+    """The command line that continues `argv` after a failure or Ctrl-C (README, "Resuming")."""
+    if argv[:1] and argv[0] in _RESUMABLE and "--resume" not in argv:
+        argv = [*argv, "--resume"]
+    return shlex.join(["gsedit", *argv])
+
+
+def aftermath(argv: list[str]) -> str:
+    """What is kept and how to go on, for the command of `argv`."""
+    command = continue_command(argv)
+    if argv[:1] and argv[0] in _RESUMABLE:
+        return f"Finished turns are kept (the unfinished one is marked in session.json); `{command}` continues."
+    if argv[:1] == ["batch"]:
+        return f"Finished turns of every job are kept; `{command}` continues the unfinished jobs."
+    return f"Once the cause is gone, rerun `{command}`."
+
+
+def os_error_message(exc: OSError) -> str:
+    """'FILE: cause (strerror): what to do.' for an OSError raised anywhere in a command."""
+    cause, cure = _CAUSES.get(exc.errno, (None, None))
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    where = " -> ".join(names) if names else "a file"
+    detail = exc.strerror or str(exc)
+    if cause is None:
+        return f"{where}: {detail}."
+    return f"{where}: {cause} ({detail}): {cure}."
