@@ -12,7 +12,7 @@ import yaml
 
 from gsedit.batch import load_jobs, run_batch, run_jobs
 from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
-from gsedit.errors import GseditError, InputFileError
+from gsedit.errors import INSTALL_COMMAND, GseditError, InputFileError
 
 # short CPU turns: labels masks (no relevance field), 4 steps, no densification
 DEFAULTS = {
@@ -242,5 +242,6 @@ def test_without_ray_says_how_to_install(tmp_path, monkeypatch):
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump({"jobs": [GOOD]}))
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    with pytest.raises(GseditError, match="needs Ray: `pip install ray`"):
+    with pytest.raises(GseditError, match="gsedit batch needs Ray") as caught:
         run_jobs(load_jobs(path))
+    assert INSTALL_COMMAND in str(caught.value)
