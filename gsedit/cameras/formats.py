@@ -2,7 +2,8 @@
 
 Sources: `orbit:N[@WxH]`, an INRIA `cameras.json` (a JSON list), a nerfstudio / instant-ngp
 `transforms.json` (a JSON object with `frames`), a COLMAP sparse model folder (or a dataset root
-holding `sparse/0`), or a folder holding a `transforms.json` or `cameras.json`.
+holding `sparse/0`), a trainer's output folder (its training cameras in its scene's frame, see
+cameras/trainers.py), or a folder holding a `transforms.json` or `cameras.json`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gsedit.cameras.colmap import find_colmap_model, read_colmap_model, write_co
 from gsedit.cameras.inria import read_inria_cameras, write_inria_cameras
 from gsedit.cameras.nerfstudio import read_transforms_json, write_transforms_json
 from gsedit.cameras.orbit import OrbitConfig, orbit_cameras, parse_orbit_spec
+from gsedit.cameras.trainers import trainer_cameras, trainer_kind
 from gsedit.errors import InputFileError
 
 __all__ = [
@@ -69,6 +71,8 @@ def _load_json(path: Path) -> Cameras:
 
 
 def _load_folder(folder: Path) -> Cameras:
+    if trainer_kind(folder) is not None:
+        return trainer_cameras(folder)
     if find_colmap_model(folder) is not None:
         return read_colmap_model(folder)
     for name in ("transforms.json", "cameras.json"):

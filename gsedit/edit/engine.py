@@ -191,15 +191,21 @@ def write_turn(folder: Path, scene: Scene, result: TurnResult, cameras: Cameras)
 
 
 def write_input_turn(session: Session, scene: Scene, cameras: Cameras, source: Path) -> None:
-    """turn_00: the input scene file as given (bit-exact), its sidecars, and its renders."""
+    """turn_00: the input scene file as given (bit-exact) with its sidecars, or, for a trainer's
+    folder or another splat format, the scene as read, in gsedit's format; and its renders."""
     import shutil
+
+    from gsedit.scene.files import is_copyable_input
 
     stem = Path(session.data["scene_file"]).stem
     with atomic_dir(session.turn_dir(0)) as tmp:
+        if not is_copyable_input(source):
+            scene.save(tmp)
         # contents only: the copies get the umask's mode like every other file, not the source's
-        shutil.copyfile(source, tmp / session.data["scene_file"])
-        for sidecar in sidecars(source):
-            shutil.copyfile(sidecar, tmp / (stem + sidecar.name[len(source.stem):]))
+        else:
+            shutil.copyfile(source, tmp / session.data["scene_file"])
+            for sidecar in sidecars(source):
+                shutil.copyfile(sidecar, tmp / (stem + sidecar.name[len(source.stem):]))
         save_images(tmp / "renders", scene.render(cameras).rgb)
 
 

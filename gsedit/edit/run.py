@@ -112,20 +112,23 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     if args.resume and ((out / SESSION_FILE).is_file() or args.scene is None):
         lock.acquire()
         return _resume(args, Session.open(out), turns, exact)
-    if args.scene is None or args.cameras is None:
+    if args.scene is None:
         raise GseditError("gsedit edit needs a scene and --cameras (or --resume with --out DIR).")
     if not turns:
         raise GseditError("gsedit edit needs at least one --turn 'instruction'.")
     args.settings.validate()
-    from gsedit.scene.files import load_scene_file
+    from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_backend, scene_cameras
 
     # the scene and the cameras fail early, before any folder is written
-    scene = load_scene_file(args.scene, device)
-    spec = absolute_cameras_spec(args.cameras)
-    cameras = training_cameras(spec, scene, args.settings.max_side)
+    scene = load_scene_file(args.scene, device, args.iteration)
+    chosen = scene_cameras(args.scene, args.cameras, args.dataparser_transforms, scene.bounds())
+    check_scene_in_view(scene, chosen, args.scene)
+    export_formats(args.export, scene_backend(args.scene))
     lock.acquire()
     if args.resume and (out / SESSION_FILE).is_file():  # another run created it meanwhile
         return _resume(args, Session.open(out), turns, exact)
+    spec = absolute_cameras_spec(chosen.spec) if chosen.spec else mapped_cameras_file(chosen.cameras, out)
+    cameras = training_cameras(spec, scene, args.settings.max_side)
     session = Session.create(
         out,
         scene_file=scene.filename,
@@ -167,6 +170,38 @@ def absolute_cameras_spec(spec: str) -> str:
     return spec if spec.startswith("orbit:") else str(Path(spec).resolve())
 
 
+def mapped_cameras_file(cameras, out: Path) -> str:
+    """Cameras mapped into the scene's frame (--dataparser-transforms), kept as DIR/transforms.json
+    so that every turn and --resume read the same ones."""
+    from gsedit.cameras.nerfstudio import write_transforms_json
+
+    path = out / "transforms.json"
+    write_transforms_json(cameras, path)
+    return str(path.resolve())
+
+
+def export_formats(text: str, backend: str) -> list[str]:
+    """The --export formats (checked against the scene's backend), '.ply' left out: every turn has it."""
+    from gsedit.scene.splat_formats import parse_formats
+
+    formats = [f for f in parse_formats(text) if f != "ply"]
+    if formats and backend != "3dgs":
+        raise GseditError(f"--export {text} writes splat files, which a nerfacto scene is not: convert a turn with "
+                          "`gsedit convert DIR/turn_NN/scene.ckpt --cameras CAMS --out scene.spz`.")
+    return formats
+
+
+def export_turns(session: Session, indices, formats: list[str], load_scene) -> None:
+    """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`."""
+    for index in indices:
+        missing = [session.turn_dir(index) / f"scene.{fmt}" for fmt in formats]
+        missing = [path for path in missing if not path.exists()]
+        if missing:
+            scene = load_scene(session.scene_path(index))
+            for path in missing:
+                scene.save_as(path)
+
+
 def session_cameras(session: Session, scene):
     """The session's cameras at its training resolution, on the scene's device."""
     return training_cameras(session.data["cameras"], scene, session.settings.max_side)
@@ -195,7 +230,7 @@ def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
 
 def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
     """(the session, the live viewer if --view) once every turn (and --refine) is done."""
-    from gsedit.scene.files import load_scene_file
+    from gsedit.scene.files import load_scene_file, scene_backend
 
     session = start_or_resume(args, device, lock, turns)
     if not session.pending():
@@ -209,8 +244,10 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
         cameras_for=lambda scene: session_cameras(session, scene),
         editor=editor,
         segmenter=segmenter,
-        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable),
+        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats),
     )
+    formats = export_formats(args.export, scene_backend(session.scene_path(0)))
+    export_turns(session, range(session.last_finished() + 1), formats, load_scene)
     if args.turntable:
         _after_turn(session, None, load_scene, True)
     live = None
@@ -231,8 +268,10 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
     return session, live
 
 
-def _after_turn(session: Session, record, load_scene, turntable: bool) -> None:
-    """After every finished turn: its videos (if asked for) and a fresh report."""
+def _after_turn(session: Session, record, load_scene, turntable: bool, formats: list[str] = ()) -> None:
+    """After every finished turn: its other splat formats and videos (if asked for), a fresh report."""
+    if record is not None:
+        export_turns(session, [record.index], formats, load_scene)
     if turntable:
         from gsedit.report import write_turn_videos
 

@@ -1,4 +1,5 @@
-"""What `gsedit info` says about a scene file of either backend: size, bounds, channels, labels."""
+"""What `gsedit info` says about a scene of either backend: size, bounds, channels, labels, and for a
+trainer's output folder the trainer, the step loaded and its cameras."""
 
 from __future__ import annotations
 
@@ -8,26 +9,44 @@ from gsedit.scene.base import Scene
 from gsedit.scene.files import load_scene_file, scene_backend
 
 
-def describe_scene(path: str | Path) -> list[tuple[str, str]]:
-    """(name, value) lines describing the scene file at `path` (a 3DGS .ply or a nerfacto .ckpt).
+def describe_scene(path: str | Path, iteration: int | None = None) -> list[tuple[str, str]]:
+    """(name, value) lines describing the scene at `path` (a splat file, a trainer's output folder
+    at `iteration` (default: its last), or a nerfacto .ckpt).
 
     Raises:
         InputFileError: the file is missing, of another kind, or broken.
     """
     path = Path(path)
     backend = scene_backend(path)
-    scene = load_scene_file(path, "cpu")
+    scene = load_scene_file(path, "cpu", iteration)
     channels = ", ".join(sorted(scene.channel_names())) or "none"
     if backend == "nerfacto":
         size, channel_lines = _nerfacto_size(scene), [("channels", channels)]
     else:
         size, channel_lines = _gaussian_size(scene), [("extras", channels)]
     lo, hi = scene.bounds()
-    lines = [("file", str(path)), ("backend", backend), *size]
+    lines = [("file", str(path)), ("backend", backend), *_trainer_lines(path, iteration), *size]
     lines += [("bounds min", _vector(lo)), ("bounds max", _vector(hi)), *channel_lines]
     labels = scene.label_names()
     if labels:
         lines.append(("labels", ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))))
+    return lines
+
+
+def _trainer_lines(path: Path, iteration: int | None) -> list[tuple[str, str]]:
+    """What a trainer folder holds: which trainer, the step loaded, its cameras (or why not)."""
+    from gsedit.cameras.trainers import trainer_cameras, trainer_kind
+    from gsedit.errors import InputFileError
+    from gsedit.scene.trainers import find_trainer_scene
+
+    if trainer_kind(path) is None:
+        return []
+    lines = [("trainer", find_trainer_scene(path, iteration).describe())]
+    try:
+        cams = trainer_cameras(path)
+        lines.append(("cameras", f"{len(cams)} views, {cams.width}x{cams.height}, in the scene's frame"))
+    except InputFileError as e:
+        lines.append(("cameras", f"unavailable: {e}"))
     return lines
 
 

@@ -1,38 +1,65 @@
-"""Scene files by kind: a 3DGS `.ply` (GaussianScene) or a gsedit nerfacto `.ckpt` (NerfactoScene)."""
+"""Scene inputs by kind, and the cameras that come with them: the one place a scene path is read.
+
+A scene is a 3DGS splat file (INRIA `.ply`, `.spz`, `.compressed.ply`, `.sog`, `.splat`: a
+GaussianScene), a gsedit nerfacto `.ckpt` (a NerfactoScene), or a trainer's output folder (an
+INRIA model folder, a nerfstudio splatfacto run, a gsplat results folder: a GaussianScene in the
+trainer's frame, whose own cameras are the default --cameras).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from gsedit.errors import InputFileError
+from gsedit.cameras.camera import Cameras
+from gsedit.cameras.trainers import trainer_kind
+from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
+from gsedit.scene.splat_formats import splat_format
 
-SCENE_SUFFIXES = {".ply": "3dgs", ".ckpt": "nerfacto"}
+SCENE_SUFFIXES = {".ply": "3dgs", ".spz": "3dgs", ".sog": "3dgs", ".splat": "3dgs", ".ckpt": "nerfacto"}
+SCENE_KINDS = ("a 3D Gaussian splatting .ply (or .spz, .compressed.ply, .sog, .splat), a gsedit nerfacto .ckpt, "
+               "or a trainer's output folder (INRIA, nerfstudio splatfacto, gsplat)")
+
+
+def is_scene_path(path: str | Path) -> bool:
+    """A path gsedit reads as a scene (by its name, or a trainer folder by its contents)."""
+    path = Path(path)
+    return trainer_kind(path) is not None or (not path.is_dir() and path.suffix.lower() in SCENE_SUFFIXES)
 
 
 def scene_backend(path: str | Path) -> str:
-    """'3dgs' or 'nerfacto', from the file's suffix."""
+    """'3dgs' or 'nerfacto', from the file's suffix (a trainer folder is 3DGS)."""
     path = Path(path)
-    backend = SCENE_SUFFIXES.get(path.suffix.lower())
+    if trainer_kind(path) is not None:
+        return "3dgs"
+    backend = None if path.is_dir() else SCENE_SUFFIXES.get(path.suffix.lower())
     if backend is None:
-        raise InputFileError(path, "expected a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene.")
+        raise InputFileError(path, f"expected {SCENE_KINDS}.")
     return backend
 
 
 def scene_label_names(path: str | Path) -> dict[int, str]:
-    """Label id -> name of a scene file: a .ply's sidecar, or the labels inside a nerfacto .ckpt."""
+    """Label id -> name of a scene: a splat file's sidecar, the labels inside a nerfacto .ckpt;
+    trainer folders have none."""
     path = Path(path)
     if scene_backend(path) == "nerfacto":
         return load_scene_file(path, "cpu").label_names()
+    if trainer_kind(path) is not None:
+        return {}
     from gsedit.scene.labels import read_labels
 
     return read_labels(path)
 
 
-def load_scene_file(path: str | Path, device: str | torch.device) -> Scene:
-    """Loads a scene file on `device`; the nerfacto backend is imported only for a .ckpt."""
+def load_scene_file(path: str | Path, device: str | torch.device, iteration: int | None = None) -> Scene:
+    """Loads a scene on `device`; the nerfacto backend is imported only for a .ckpt.
+
+    Args:
+        iteration: of a trainer folder, the iteration/step to load (default: the last).
+    """
     path = Path(path)
     if scene_backend(path) == "nerfacto":
         from gsedit.scene.nerfacto import NerfactoScene
@@ -40,4 +67,71 @@ def load_scene_file(path: str | Path, device: str | torch.device) -> Scene:
         return NerfactoScene.load(path, device)
     from gsedit.scene.gaussian_scene import GaussianScene
 
-    return GaussianScene.load(path, device)
+    if trainer_kind(path) is None:
+        return GaussianScene.load(path, device)
+    from gsedit.scene.trainers import find_trainer_scene, read_trainer_gaussians
+
+    return GaussianScene(read_trainer_gaussians(find_trainer_scene(path, iteration)).to(device))
+
+
+def is_copyable_input(path: str | Path) -> bool:
+    """True when the input file is itself what a session stores as turn_00 (a .ply or .ckpt)."""
+    path = Path(path)
+    return path.is_file() and (splat_format(path) == "ply" or path.suffix.lower() == ".ckpt")
+
+
+# -- the cameras of a scene -------------------------------------------------------------------
+@dataclass
+class SceneCameras:
+    """The cameras a command works with, and where they came from."""
+
+    cameras: Cameras
+    spec: str | None  # what load_cameras reads them from again; None when mapped in memory
+    label: str  # how messages name them
+
+
+def scene_cameras(
+    scene: str | Path, cameras: str | None, dataparser_transforms: str | Path | None, bounds
+) -> SceneCameras:
+    """The cameras for `scene`: `cameras` (any --cameras source), by default the scene folder's
+    own; with `dataparser_transforms`, mapped into that nerfstudio run's frame.
+
+    Args:
+        bounds: (min [3], max [3]) of the scene, for orbit cameras.
+    """
+    from gsedit.cameras.formats import load_cameras
+
+    if cameras is None:
+        if trainer_kind(scene) is None:
+            raise GseditError(
+                f"{scene} carries no cameras: give --cameras (an INRIA cameras.json, a transforms.json, a COLMAP "
+                "model folder, a trainer's output folder, or orbit:N[@WxH])."
+            )
+        cameras = str(scene)
+    cams = load_cameras(cameras, bounds=bounds)
+    if dataparser_transforms is None:
+        return SceneCameras(cams, cameras, cameras)
+    if cameras.startswith("orbit:"):
+        raise GseditError("--dataparser-transforms maps cameras of a dataset; orbit cameras are made around the scene "
+                          "already, in its frame: drop one of the two.")
+    from gsedit.cameras.trainers import camera_source_file, to_nerfstudio_frame
+
+    mapped = to_nerfstudio_frame(cams, dataparser_transforms, camera_source_file(Path(cameras)))
+    return SceneCameras(mapped, None, f"{cameras} (through {dataparser_transforms})")
+
+
+def check_scene_in_view(scene: Scene, cameras: SceneCameras, scene_name: str | Path) -> None:
+    """Refuses (GseditError with the likely frame mix-up) a scene its cameras do not see."""
+    from gsedit.cameras.visibility import check_frames
+
+    if hasattr(scene, "gaussians"):
+        g = scene.gaussians
+        keep = torch.sigmoid(g.opacities) >= 1 / 255
+        means, radii = g.means[keep], 3 * g.scales[keep].exp().amax(dim=1)  # 3 sigma, as rasterizers cut
+    else:  # a radiance field: a lattice over its content bounds
+        lo, hi = (b.detach().cpu().float() for b in scene.bounds())
+        steps = torch.linspace(0, 1, 9)
+        grid = torch.stack(torch.meshgrid(steps, steps, steps, indexing="ij"), dim=-1).reshape(-1, 3)
+        means = lo + grid * (hi - lo)
+        radii = torch.full((len(means),), float((hi - lo).norm()) / 16)
+    check_frames(means, radii, cameras.cameras, str(scene_name), cameras.label)

@@ -67,22 +67,23 @@ class GaussianScene(Scene):
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", config=None) -> "GaussianScene":
         from gsedit.scene.labels import read_labels
-        from gsedit.scene.ply import read_ply
+        from gsedit.scene.splat_formats import read_gaussians
 
-        gaussians = read_ply(path)
+        gaussians = read_gaussians(path)
         return cls(gaussians.to(device), read_labels(path), config)
 
     def save(self, folder: Path) -> Path:
         return self.save_as(Path(folder) / self.filename)
 
     def save_as(self, path: Path) -> Path:
-        """Writes the scene to the .ply `path` (and its labels sidecar when labelled)."""
+        """Writes the scene to `path`: a .ply (and its labels sidecar when labelled), or another
+        splat format by the name's ending (.spz, .compressed.ply, .splat: without the extras)."""
         from gsedit.scene.labels import write_labels
-        from gsedit.scene.ply import write_ply
+        from gsedit.scene.splat_formats import splat_format, write_gaussians
 
         path = Path(path)
-        write_ply(self.gaussians.to("cpu"), path)
-        if self.labels:
+        write_gaussians(self.gaussians.to("cpu"), path)
+        if self.labels and splat_format(path) == "ply":
             write_labels(path, self.labels)
         return path
 

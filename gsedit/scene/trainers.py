@@ -1,0 +1,148 @@
+"""The Gaussians in a trainer's output folder (which folder is which: gsedit/cameras/trainers.py).
+
+- INRIA: `point_cloud/iteration_N/point_cloud.ply`, the highest N.
+- nerfstudio splatfacto: the latest `nerfstudio_models/step-N.ckpt`; its `pipeline` state dict
+  holds `gauss_params.{means, scales, quats, features_dc, features_rest, opacities}` (under the
+  pipeline's `_model.` prefix): log scales, wxyz quaternions, logit opacities [N, 1], and colours
+  as SH (`features_dc` is a colour logit when the model's `sh_degree` is 0, as `ns-export` knows).
+- gsplat: the latest `ckpts/ckpt_STEP_rank0.pt` (its `splats`: means, scales, quats, opacities,
+  sh0 [N, 1, 3], shN [N, K-1, 3], gsplat's own names), else the latest `ply/point_cloud_STEP.ply`.
+
+Checkpoints are read with `torch.load(weights_only=True)`: tensors and plain containers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gsedit.cameras.trainers import (
+    GSPLAT_CKPT,
+    GSPLAT_PLY,
+    INRIA_ITERATION,
+    NERFSTUDIO_STEP,
+    TRAINER_NAMES,
+    lookup,
+    numbered_files,
+    pick_numbered,
+    read_trainer_yaml,
+    trainer_kind,
+)
+from gsedit.errors import InputFileError
+from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+
+SPLATFACTO_PARAMS = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
+GSPLAT_PARAMS = ("means", "scales", "quats", "opacities", "sh0", "shN")
+
+
+@dataclass
+class TrainerScene:
+    """Where a trainer folder's Gaussians are: which trainer, which step, which file."""
+
+    kind: str  # "inria" | "nerfstudio" | "gsplat"
+    folder: Path
+    step: int
+    source: Path  # the .ply or checkpoint read
+
+    def describe(self) -> str:
+        return f"{TRAINER_NAMES[self.kind]}, step {self.step} ({self.source.relative_to(self.folder)})"
+
+
+def find_trainer_scene(folder: str | Path, iteration: int | None = None) -> TrainerScene:
+    """The scene file of a trainer folder: the highest iteration/step, or `iteration`."""
+    folder = Path(folder)
+    kind = trainer_kind(folder)
+    if kind == "inria":
+        found = numbered_files(folder / "point_cloud", INRIA_ITERATION, "point_cloud.ply")
+        step, source = pick_numbered(folder / "point_cloud", found, iteration, "iteration_N/point_cloud.ply")
+    elif kind == "nerfstudio":
+        found = numbered_files(folder / "nerfstudio_models", NERFSTUDIO_STEP)
+        step, source = pick_numbered(folder / "nerfstudio_models", found, iteration, "step-N.ckpt checkpoint")
+    elif kind == "gsplat":
+        found = numbered_files(folder / "ckpts", GSPLAT_CKPT)
+        where = folder / "ckpts"
+        if not found or (iteration is not None and iteration not in found):
+            found, where = numbered_files(folder / "ply", GSPLAT_PLY) or found, folder / "ply"
+        step, source = pick_numbered(where, found, iteration, "checkpoint (ckpts/ckpt_STEP_rank0.pt) or ply/point_cloud_STEP.ply")
+    else:
+        raise InputFileError(
+            folder,
+            "is a folder but not a trainer's output: expected an INRIA model folder (point_cloud/iteration_N/), "
+            "a nerfstudio run folder (config.yml, nerfstudio_models/) or a gsplat results folder (cfg.yml, ckpts/).",
+        )
+    return TrainerScene(kind, folder, step, source)
+
+
+def read_trainer_gaussians(found: TrainerScene) -> Gaussians:
+    """The Gaussians of `found`, in the frame the trainer worked in."""
+    if found.source.suffix == ".ply":
+        from gsedit.scene.splat_formats import read_gaussians
+
+        return read_gaussians(found.source)
+    state = _load_checkpoint(found.source)
+    try:
+        if found.kind == "nerfstudio":
+            return _splatfacto_gaussians(found, state)
+        return _gsplat_gaussians(found.source, state)
+    except ValueError as e:  # Gaussians' shape checks
+        raise InputFileError(found.source, f"holds Gaussian tensors of inconsistent shapes ({e}).") from e
+
+
+def _load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError for foreign objects, RuntimeError for broken zips
+        raise InputFileError(path, f"is not a readable PyTorch checkpoint of tensors ({type(e).__name__}: {e}).") from e
+    if not isinstance(state, dict):
+        raise InputFileError(path, f"should hold a dict, found {type(state).__name__}.")
+    return state
+
+
+def _params(path: Path, table, names: tuple[str, ...], prefix_hint: str) -> dict[str, torch.Tensor]:
+    """`names` from the state dict `table`, whose keys end in `prefix_hint + name`."""
+    if not isinstance(table, dict):
+        raise InputFileError(path, f"has no {prefix_hint}* tensors.")
+    key = next((k for k in table if isinstance(k, str) and k.endswith(prefix_hint + names[0])), None)
+    if key is None:
+        raise InputFileError(path, f"has no {prefix_hint}{names[0]} tensor: not a Gaussian splatting checkpoint.")
+    prefix = key[: -len(names[0])]
+    missing = [n for n in names if prefix + n not in table]
+    if missing:
+        raise InputFileError(path, f"lacks {', '.join(prefix + n for n in missing)}.")
+    return {n: table[prefix + n].detach().float() for n in names}
+
+
+def _splatfacto_gaussians(found: TrainerScene, state: dict) -> Gaussians:
+    p = _params(found.source, state.get("pipeline"), SPLATFACTO_PARAMS, "gauss_params.")
+    n = len(p["means"])
+    config = read_trainer_yaml(found.folder / "config.yml")
+    sh_degree = lookup(config, "pipeline", "model", "sh_degree")
+    dc = p["features_dc"].reshape(n, 1, 3)
+    if sh_degree == 0:  # splatfacto then learns colour logits, not SH
+        dc = rgb_to_sh0(torch.sigmoid(dc))
+    return _checked(found.source, Gaussians(
+        means=p["means"], scales=p["scales"], quats=p["quats"], opacities=p["opacities"].reshape(n),
+        sh0=dc, shN=p["features_rest"].reshape(n, -1, 3),
+    ))
+
+
+def _gsplat_gaussians(path: Path, state: dict) -> Gaussians:
+    splats = state.get("splats")
+    if isinstance(splats, dict) and "sh0" not in splats and "colors" in splats:
+        raise InputFileError(path, "was trained with appearance optimisation (app_opt: colours from a network); "
+                                   "use its exported ply/point_cloud_STEP.ply instead.")
+    p = _params(path, splats, GSPLAT_PARAMS, "")
+    n = len(p["means"])
+    return _checked(path, Gaussians(
+        means=p["means"], scales=p["scales"], quats=p["quats"], opacities=p["opacities"].reshape(n),
+        sh0=p["sh0"].reshape(n, 1, 3), shN=p["shN"].reshape(n, -1, 3),
+    ))
+
+
+def _checked(path: Path, gaussians: Gaussians) -> Gaussians:
+    bad = gaussians.nonfinite_fields()
+    if bad:
+        raise InputFileError(path, f"holds NaN or infinite values in {', '.join(bad)}.")
+    return gaussians
