@@ -76,15 +76,16 @@ def numbered_files(folder: Path, pattern: re.Pattern, inner: str | None = None) 
     return found
 
 
-def pick_numbered(folder: Path, found: dict[int, Path], iteration: int | None, what: str) -> tuple[int, Path]:
-    """(number, path): the highest, or `iteration` when given."""
+def pick_numbered(folder: Path, found: dict[int, Path], iteration: int | None, what: str,
+                  unit: str = "step") -> tuple[int, Path]:
+    """(number, path): the highest, or `iteration` when given; `what` names the files, `unit` the number."""
     if not found:
         raise InputFileError(folder, f"holds no {what}.")
     if iteration is None:
         iteration = max(found)
     if iteration not in found:
         listed = ", ".join(str(i) for i in sorted(found))
-        raise InputFileError(folder, f"has no {what} {iteration} (it has: {listed}); pick one with --iteration N.")
+        raise InputFileError(folder, f"has no {unit} {iteration} (it has: {listed}); pick one with --iteration N.")
     return iteration, found[iteration]
 
 

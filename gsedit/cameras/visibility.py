@@ -86,7 +86,8 @@ def check_frames(means: Tensor, radii: Tensor, cameras: Cameras, scene_name: str
         what = (f"no Gaussian of the scene lies inside any of the {len(cameras)} views "
                 f"({seen.in_front:,} of {len(means):,} are in front of some camera, all outside its image)")
     else:
-        what = (f"only {seen.seeing} of the {len(cameras)} views see it spanning a fifth of the image or more; "
+        what = (f"{'none' if not seen.seeing else f'only {seen.seeing}'} of the {len(cameras)} views see it spanning "
+                "a fifth of the image or more; "
                 f"in the others it is outside the image or a speck (it spans {100 * float(seen.span.median()):.0f}% "
                 "of the median view)")
     raise GseditError(

@@ -20,8 +20,8 @@ from gsedit.scene.base import Scene
 from gsedit.scene.splat_formats import splat_format
 
 SCENE_SUFFIXES = {".ply": "3dgs", ".spz": "3dgs", ".sog": "3dgs", ".splat": "3dgs", ".ckpt": "nerfacto"}
-SCENE_KINDS = ("a 3D Gaussian splatting .ply (or .spz, .compressed.ply, .sog, .splat), a gsedit nerfacto .ckpt, "
-               "or a trainer's output folder (INRIA, nerfstudio splatfacto, gsplat)")
+SCENE_KINDS = ("a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene, another splat file (.spz, "
+               ".compressed.ply, .sog, .splat), or a trainer's output folder (INRIA, nerfstudio splatfacto, gsplat)")
 
 
 def is_scene_path(path: str | Path) -> bool:

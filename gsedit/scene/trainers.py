@@ -56,16 +56,15 @@ def find_trainer_scene(folder: str | Path, iteration: int | None = None) -> Trai
     kind = trainer_kind(folder)
     if kind == "inria":
         found = numbered_files(folder / "point_cloud", INRIA_ITERATION, "point_cloud.ply")
-        step, source = pick_numbered(folder / "point_cloud", found, iteration, "iteration_N/point_cloud.ply")
+        step, source = pick_numbered(folder / "point_cloud", found, iteration, "iteration_N/point_cloud.ply",
+                                     "iteration")
     elif kind == "nerfstudio":
         found = numbered_files(folder / "nerfstudio_models", NERFSTUDIO_STEP)
         step, source = pick_numbered(folder / "nerfstudio_models", found, iteration, "step-N.ckpt checkpoint")
     elif kind == "gsplat":
-        found = numbered_files(folder / "ckpts", GSPLAT_CKPT)
-        where = folder / "ckpts"
-        if not found or (iteration is not None and iteration not in found):
-            found, where = numbered_files(folder / "ply", GSPLAT_PLY) or found, folder / "ply"
-        step, source = pick_numbered(where, found, iteration, "checkpoint (ckpts/ckpt_STEP_rank0.pt) or ply/point_cloud_STEP.ply")
+        # a step's checkpoint where it has one (the trainer's own state), else its exported .ply
+        found = {**numbered_files(folder / "ply", GSPLAT_PLY), **numbered_files(folder / "ckpts", GSPLAT_CKPT)}
+        step, source = pick_numbered(folder, found, iteration, "ckpts/ckpt_STEP_rank0.pt or ply/point_cloud_STEP.ply")
     else:
         raise InputFileError(
             folder,

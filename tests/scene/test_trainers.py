@@ -1,0 +1,193 @@
+"""Trainers' output folders as scenes and cameras: the right step, the scene where the cameras put it,
+the same images from every trainer's frame, and mismatched frames refused before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from gsedit.cli import main
+from gsedit.errors import InputFileError
+from gsedit.scene.files import load_scene_file, scene_cameras
+from gsedit.scene.gaussian_scene import GaussianScene
+from tests.scene.trainer_folders import (
+    DECOY_STEP,
+    STEP,
+    make_capture,
+    write_colmap_dataset,
+    write_gsplat_results,
+    write_inria_folder,
+    write_nerfstudio_dataset,
+    write_nerfstudio_run,
+)
+
+PNG_STEP = 1 / 255  # renders written as 8-bit PNG: equal images differ by at most one rounding step
+FLOAT_TOL = 2e-4  # the same scene in another frame: float32 transforms of the Gaussians and the poses
+
+
+@pytest.fixture(scope="module")
+def capture():
+    return make_capture()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, capture) -> dict[str, Path]:
+    """A capture's dataset and the three trainers' outputs, laid out as the trainers run from `root`."""
+    root = tmp_path_factory.mktemp("trainers")
+    dataset = write_colmap_dataset(root / "data" / "garden", capture)
+    write_nerfstudio_dataset(dataset, capture)
+    run = write_nerfstudio_run(root / "outputs" / "garden" / "splatfacto" / "2024-05-01_120000", dataset, capture)
+    return {
+        "inria": write_inria_folder(root / "output" / "4f3a9c1e-0", capture),
+        "nerfstudio": run,
+        "gsplat": write_gsplat_results(root / "results" / "garden", dataset, capture),
+        "dataset": dataset,
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(capture) -> torch.Tensor:
+    """[C, H, W, 3] the capture rendered in its own COLMAP world."""
+    return GaussianScene(capture.gaussians).render(capture.cameras).rgb
+
+
+def render_cli(tmp_path: Path, *args) -> np.ndarray:
+    out = tmp_path / "renders"
+    assert main(["render", *map(str, args), "--out", str(out), "--device", "cpu"]) == 0
+    return np.stack([iio.imread(p) for p in sorted((out / "rgb").glob("*.png"))]).astype(np.float32) / 255
+
+
+def cube_offsets(images: np.ndarray, capture) -> list[float]:
+    """Per view where the blue cube shows: pixel distance from its pixels' centroid to the projection
+    of its centre through the capture's own cameras."""
+    cams = capture.cameras
+    centre = torch.tensor(capture.cube_centre, dtype=torch.float32)
+    cam = centre @ cams.viewmats[:, :3, :3].transpose(1, 2) + cams.viewmats[:, :3, 3]  # [C, 3]
+    uv = (cam[:, None, :] @ cams.Ks.transpose(1, 2))[:, 0]  # [C, 3]
+    uv = (uv[:, :2] / uv[:, 2:]).numpy()
+    offsets = []
+    for image, target in zip(images, uv):
+        blue = (image[..., 2] > 0.55) & (image[..., 0] < 0.35)
+        if blue.sum() < 4:
+            continue
+        ys, xs = np.nonzero(blue)
+        offsets.append(float(np.hypot(xs.mean() + 0.5 - target[0], ys.mean() + 0.5 - target[1])))
+    return offsets
+
+
+@pytest.mark.parametrize("kind", ["inria", "nerfstudio", "gsplat"])
+def test_a_trainer_folder_renders_its_scene_where_its_cameras_put_it(folders, capture, reference, kind, tmp_path):
+    images = render_cli(tmp_path, folders[kind])
+    assert np.abs(images - reference.numpy()).max() <= PNG_STEP + 1e-6
+    offsets = cube_offsets(images, capture)
+    assert len(offsets) >= 4 and max(offsets) < 3.0, offsets  # the cube, 8 px wide, where it projects
+
+
+@pytest.mark.parametrize("kind, step", [("inria", STEP + 1), ("nerfstudio", STEP), ("gsplat", STEP)])
+def test_info_names_the_trainer_and_its_last_step(folders, kind, step, capsys):
+    assert main(["info", str(folders[kind])]) == 0
+    out = capsys.readouterr().out
+    assert f"step {step} " in out and "6 views, 40x40, in the scene's frame" in out and "gaussians:   800" in out
+
+
+@pytest.mark.parametrize("kind, step", [("inria", DECOY_STEP + 1), ("nerfstudio", DECOY_STEP), ("gsplat", DECOY_STEP)])
+def test_iteration_picks_an_earlier_step(folders, capture, reference, kind, step, tmp_path):
+    scene = load_scene_file(folders[kind], "cpu", iteration=step)
+    cams = scene_cameras(folders[kind], None, None, scene.bounds()).cameras
+    assert not torch.allclose(scene.render(cams).rgb, reference, atol=0.1)  # the decoy: the scene moved
+    with pytest.raises(InputFileError, match=rf"has no (step|iteration) 12345 \(it has: .*{step}"):
+        load_scene_file(folders[kind], "cpu", iteration=12345)
+
+
+def test_the_same_scene_from_every_trainer_renders_the_same_images(folders, capture, reference):
+    """INRIA .ply + cameras.json; ns-export splat + the dataset's transforms.json through the run's
+    dataparser transform; gsplat's normalised .ply + the COLMAP model through the gsplat folder."""
+    run, results = folders["nerfstudio"], folders["gsplat"]
+    inputs = {
+        "inria": (folders["inria"] / "point_cloud" / f"iteration_{STEP + 1}" / "point_cloud.ply",
+                  str(folders["inria"] / "cameras.json"), None),
+        "nerfstudio": (run / "exports" / "splat.ply", str(folders["dataset"] / "transforms.json"),
+                       run / "dataparser_transforms.json"),
+        "gsplat": (results / "ply" / f"point_cloud_{STEP}.ply", str(results), None),
+    }
+    for name, (scene_file, cameras, dataparser) in inputs.items():
+        scene = load_scene_file(scene_file, "cpu")
+        cams = scene_cameras(scene_file, cameras, dataparser, scene.bounds()).cameras
+        error = (scene.render(cams).rgb - reference).abs().max()
+        assert error < FLOAT_TOL, (name, float(error))
+
+
+def test_dataparser_transforms_on_the_command_line(folders, reference, tmp_path):
+    run = folders["nerfstudio"]
+    images = render_cli(tmp_path, run / "exports" / "splat.ply", "--cameras", folders["dataset"] / "transforms.json",
+                        "--dataparser-transforms", run / "dataparser_transforms.json")
+    assert np.abs(images - reference.numpy()).max() <= PNG_STEP + 1e-6
+
+
+def flipped_to_opengl(cameras_json: Path, out: Path) -> Path:
+    """The INRIA cameras.json with OpenGL axes (camera y and z negated): a common conversion slip."""
+    entries = json.loads(cameras_json.read_text())
+    for entry in entries:
+        entry["rotation"] = (np.array(entry["rotation"]) * [1, -1, -1]).tolist()
+    out.write_text(json.dumps(entries))
+    return out
+
+
+@pytest.mark.parametrize("case", ["ns export + dataset transforms.json", "gsplat ply + raw COLMAP", "OpenGL as OpenCV"])
+def test_a_mismatched_frame_is_refused_before_any_turn(folders, case, tmp_path, capsys):
+    run, results, inria = folders["nerfstudio"], folders["gsplat"], folders["inria"]
+    scene, cameras, hint = {
+        "ns export + dataset transforms.json": (run / "exports" / "splat.ply", folders["dataset"] / "transforms.json",
+                                                "--dataparser-transforms RUN/dataparser_transforms.json"),
+        "gsplat ply + raw COLMAP": (results / "ply" / f"point_cloud_{STEP}.ply", folders["dataset"],
+                                    "give the gsplat results folder (with cfg.yml) as --cameras"),
+        "OpenGL as OpenCV": (inria, flipped_to_opengl(inria / "cameras.json", tmp_path / "gl.json"),
+                             "OpenGL camera-to-world poses in a transforms.json"),
+    }[case]
+    out = tmp_path / "session"
+    code = main(["edit", str(scene), "--cameras", str(cameras), "--turn", "make the cube red", "--editor", "synthetic",
+                 "--segmenter", "none", "--iters", "2", "--out", str(out), "--quiet", "--device", "cpu"])
+    captured = capsys.readouterr()
+    message = " ".join((captured.out + captured.err).split())
+    assert code == 1 and "do not see each other" in message and hint in message
+    assert str(scene) in message and str(cameras) in message
+    assert not (out / "session.json").exists() and not (out / "turn_00").exists()
+
+
+def test_edit_a_trainer_folder_in_its_frame_with_exports(folders, capture, reference, tmp_path):
+    """gsedit edit RUN: the run's cameras by default, turn_00 the run's Gaussians as a .ply in the run's
+    frame, every turn also as .spz and .splat beside scene.ply."""
+    out = tmp_path / "session"
+    assert main(["edit", str(folders["nerfstudio"]), "--turn", "make the cube red", "--editor", "synthetic",
+                 "--segmenter", "none", "--iters", "2", "--out", str(out), "--quiet", "--device", "cpu",
+                 "--export", "spz,splat"]) == 0
+    turn0 = GaussianScene.load(out / "turn_00" / "scene.ply")
+    checkpoint = load_scene_file(folders["nerfstudio"], "cpu")
+    assert torch.equal(turn0.gaussians.means, checkpoint.gaussians.means)  # the run's frame, unchanged
+    renders = np.stack([iio.imread(p) for p in sorted((out / "turn_00" / "renders").glob("*.png"))]) / 255
+    assert np.abs(renders - reference.numpy()).max() <= PNG_STEP + 1e-6
+    for turn in ("turn_00", "turn_01"):
+        ply = GaussianScene.load(out / turn / "scene.ply").gaussians
+        for fmt in ("spz", "splat"):
+            other = GaussianScene.load(out / turn / f"scene.{fmt}").gaussians
+            assert len(other) == len(ply) and (other.means - ply.means).abs().max() < 1e-3
+    session = json.loads((out / "session.json").read_text())
+    assert session["cameras"] == str(folders["nerfstudio"].resolve())
+
+
+def test_dataparser_cameras_are_kept_in_the_session(folders, reference, tmp_path):
+    run = folders["nerfstudio"]
+    out = tmp_path / "session"
+    assert main(["edit", str(run / "exports" / "splat.ply"), "--cameras", str(folders["dataset"] / "transforms.json"),
+                 "--dataparser-transforms", str(run / "dataparser_transforms.json"), "--turn", "make the cube red",
+                 "--editor", "synthetic", "--segmenter", "none", "--iters", "2", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    session = json.loads((out / "session.json").read_text())
+    assert session["cameras"] == str((out / "transforms.json").resolve())
+    renders = np.stack([iio.imread(p) for p in sorted((out / "turn_00" / "renders").glob("*.png"))]) / 255
+    assert np.abs(renders - reference.numpy()).max() <= PNG_STEP + 1e-6
