@@ -38,6 +38,15 @@ def _normal_mode(path: Path, base: int) -> None:
     os.chmod(path, base & ~current_umask())
 
 
+def _temporary(make, path: Path):
+    """`make` (mkstemp or mkdtemp) beside `path`; a failure names `path`, not a random name."""
+    try:
+        return make(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        exc.filename = str(path)
+        raise
+
+
 @contextlib.contextmanager
 def _final_names(tmp: Path, path: Path) -> Iterator[None]:
     """An OSError about the temporary (or a file in it) names the final path the user asked for."""
@@ -56,7 +65,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(tempfile.mkstemp, path)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -79,7 +88,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yields a temporary folder beside `path`; it becomes `path` only when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(_temporary(tempfile.mkdtemp, path))
     try:
         with _final_names(tmp, path):
             yield tmp
