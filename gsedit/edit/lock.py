@@ -41,7 +41,7 @@ class SessionBusyError(GseditError):
                 who += f" (`{holder['command']}`, since {holder.get('since', '?')})"
         else:
             who = "another process (it has not written its name yet)"
-        stop = f"`kill {holder['pid']}`" if holder.get("pid") else "it"
+        stop = f"it (`kill {holder['pid']}`)" if holder.get("pid") else "it"
         super().__init__(
             f"{folder} is being written by {who}. One process writes a session at a time: wait "
             f"for it to finish, or stop {stop} and rerun this command (a stopped run keeps its "
