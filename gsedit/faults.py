@@ -36,7 +36,7 @@ def aftermath(argv: list[str]) -> str:
         return f"Finished turns are kept (the unfinished one is marked in session.json); `{command}` continues."
     if argv[:1] == ["batch"]:
         return f"Finished turns of every job are kept; `{command}` continues the unfinished jobs."
-    return f"Once the cause is gone, rerun `{command}`."
+    return f"Rerun `{command}` to finish."
 
 
 def os_error_message(exc: OSError) -> str:

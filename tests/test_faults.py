@@ -241,7 +241,7 @@ def test_refine_interrupted_leaves_the_session_as_it_was(reference, esrgan, tmp_
 
     monkeypatch.setattr(refine, "save_images", interrupted)
     assert main(argv) == 130
-    assert f"rerun `{shlex.join(['gsedit', *argv])}`" in said(capsys)
+    assert f"Rerun `{shlex.join(['gsedit', *argv])}` to finish." in said(capsys)
     assert (out / "session.json").read_bytes() == before and not (out / "refined").exists()
     monkeypatch.undo()
     assert main(argv) == 0 and (out / "refined" / "scene.ply").is_file()
@@ -482,6 +482,24 @@ def test_a_nan_parameter_stops_the_trainers(scene):
     images = torch.full((len(cameras), cameras.height, cameras.width, 3), math.nan)
     with pytest.raises(NonFiniteError, match="at step 1: the loss is nan"):
         fit_scene(GaussianScene.load(ply), cameras, images, 5)
+
+
+def test_a_nan_stops_the_nerfacto_trainer(scene):
+    from gsedit.cameras.formats import load_cameras
+    from gsedit.scene.base import NonFiniteError
+    from gsedit.scene.nerfacto import NERFACTO_PRESETS, NerfactoScene
+
+    cameras = load_cameras(scene[1])
+    field = NerfactoScene.create(cameras, NERFACTO_PRESETS["tiny"])
+    trainer = field.trainer(4)
+    targets = torch.rand(len(cameras), cameras.height, cameras.width, 3)
+    trainer.step(cameras, targets)
+    with pytest.raises(NonFiniteError, match="at step 2: the loss is nan"):
+        trainer.step(cameras, torch.full_like(targets, math.nan))
+    with torch.no_grad():
+        next(field.network.field.parameters()).view(-1)[0] = math.inf
+    with pytest.raises(NonFiniteError, match="parameter 'field."):
+        trainer.finish()
 
 
 # ----------------------------------------------------------------------------- hostile input
