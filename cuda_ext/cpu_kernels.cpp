@@ -9,24 +9,31 @@
 // - front to back, a pixel stops at the first Gaussian after which T would be <= 1e-4 (that
 //   Gaussian excluded); features are the weighted sums, alpha the sum of the weights.
 //
-// One pixel is walked at a time (as gsplat's CUDA threads do), tiles in parallel on ATen's thread
-// pool, taken dynamically since their costs differ by orders of magnitude. Gradients are summed
-// per list entry (each entry belongs to one tile, so to one thread) and then per Gaussian in list
-// order: results do not depend on the number of threads.
+// Tiles run in parallel on ATen's thread pool, taken dynamically since their costs differ by
+// orders of magnitude. Within a tile, each list entry is applied to the rows of pixels its
+// footprint reaches, a whole row at a time with per-pixel state (transmittance, still walking):
+// each pixel sees exactly the sequence of gsplat's one-pixel walk, and the row loops have no
+// branches or library calls, so the compiler vectorises them. The backward walks back to front
+// from each pixel's last entry, recovering T by division, as gsplat's CUDA backward does.
+// Gradients are summed per list entry (an entry belongs to one tile, so to one thread) and then
+// per Gaussian in list order: results do not depend on the number of threads.
 //
-// Only ATen's core headers: one translation unit that compiles in seconds (torch/extension.h
-// would take ~25 s on two cores), registered as torch.ops.gsedit_native.*.
+// Only ATen's core headers: one translation unit that compiles in about 10 s (torch/extension.h
+// alone takes 25 s on two cores), registered as torch.ops.gsedit_native.*.
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 #include <tuple>
@@ -39,7 +46,7 @@ using at::Tensor;
 constexpr double kMaxAlpha = 0.999;         // alpha is clamped below 1 so 1 - alpha divides
 constexpr double kMinTransmittance = 1e-4;  // a pixel stops when T would fall to this or below
 constexpr double kAlphaThreshold = 1.0 / 255.0;  // fainter contributions are skipped
-constexpr int kGeo = 11;  // per list entry: mean x, y, conic a, b, c, opacity, skip bound, box
+constexpr int kGeo = 10;  // per list entry: mean x, y, conic a, b, c, opacity, box x0 x1 y0 y1
 
 // Runs body(tile) for every tile in [0, n_tiles), on every thread of ATen's pool.
 template <typename F>
@@ -50,139 +57,245 @@ void for_each_tile(int64_t n_tiles, const F& body) {
   });
 }
 
-// The geometry of one tile's list gathered contiguously: kGeo values per entry. The skip bound
-// is log(threshold / opacity) less a margin: -sigma below it means alpha < 1/255 for certain, so
-// exp is only evaluated where the exact test may pass. The box [x0, x1] x [y0, y1] bounds the
-// pixel centres where -sigma reaches the skip bound (the ellipse sigma <= s has half-widths
-// sqrt(2 s Sigma_xx), sqrt(2 s Sigma_yy), Sigma = conic^-1), so only those pixels are visited.
+// exp(x) for x <= 0 without a library call, so that the pixel loops vectorise: Cody-Waite
+// reduction x = n ln2 + r, |r| <= ln2 / 2, a Taylor polynomial in r, and 2^n from the exponent
+// bits (n recovered from the rounding constant's low bits). Within 2 ulp of exp on [-80, 0];
+// below -80 it returns exp(-80), which no alpha test can tell from 0.
+inline float vexp(float x) {
+  x = std::min(std::max(x, -80.0f), 0.0f);
+  const float shifted = x * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: round to integer
+  const float n = shifted - 12582912.0f;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (std::bit_cast<int32_t>(shifted) - 0x4B400000 + 127) << 23;
+  return p * std::bit_cast<float>(bits);
+}
+
+inline double vexp(double x) {
+  x = std::min(std::max(x, -80.0), 0.0);
+  const double shifted = x * 1.4426950408889634074 + 6755399441055744.0;  // 1.5 * 2^52
+  const double n = shifted - 6755399441055744.0;
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  const double c[14] = {1.0,
+                        1.0,
+                        1.0 / 2.0,
+                        1.0 / 6.0,
+                        1.0 / 24.0,
+                        1.0 / 120.0,
+                        1.0 / 720.0,
+                        1.0 / 5040.0,
+                        1.0 / 40320.0,
+                        1.0 / 362880.0,
+                        1.0 / 3628800.0,
+                        1.0 / 39916800.0,
+                        1.0 / 479001600.0,
+                        1.0 / 6227020800.0};
+  double q = c[13];  // 1 / 13!, the last Taylor coefficient
+  for (int k = 12; k >= 0; --k) q = q * r + c[k];
+  const int64_t bits = (std::bit_cast<int64_t>(shifted) - 0x4338000000000000LL + 1023) << 52;
+  return q * std::bit_cast<double>(bits);
+}
+
+// The geometry of one tile's list gathered contiguously: kGeo values per entry, with the box
+// [x0, x1] x [y0, y1] of pixel centres where alpha may reach 1/255 (with a margin): the ellipse
+// sigma <= s has half-widths sqrt(2 s Sigma_xx), sqrt(2 s Sigma_yy), Sigma = conic^-1, and
+// s = ln(255 opacity). Rows of the tile outside the box are not visited. Gaussian g's kGeo values
+// go to row.
 template <typename scalar_t>
-void gather_geometry(const scalar_t* means2d, const scalar_t* conics, const scalar_t* opacities,
-                     const int64_t* ids, int64_t count, std::vector<scalar_t>& geo) {
-  geo.resize(count * kGeo);
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t g = ids[k];
-    scalar_t* row = geo.data() + k * kGeo;
+void entry_geometry(const scalar_t* means2d, const scalar_t* conics, const scalar_t* opacities,
+                    int64_t g, scalar_t* row) {
+  {
     row[0] = means2d[2 * g];
     row[1] = means2d[2 * g + 1];
     row[2] = conics[3 * g];
     row[3] = conics[3 * g + 1];
     row[4] = conics[3 * g + 2];
     row[5] = opacities[g];
-    const double bound = std::log(kAlphaThreshold / static_cast<double>(opacities[g]));
-    const double skip = bound - 1e-2 * (1.0 + std::fabs(bound));
-    row[6] = static_cast<scalar_t>(skip);
+    const double reach = std::log(static_cast<double>(opacities[g]) / kAlphaThreshold);
     const double a = row[2], b = row[3], c = row[4], det = a * c - b * b;
     const double inf = std::numeric_limits<double>::infinity();
     double half_x = inf, half_y = inf;  // a conic that is not positive definite: no box
-    if (!(skip < 0.0)) {
+    if (!(reach > -1e-3)) {
       half_x = half_y = -1.0;  // alpha < 1/255 everywhere: an empty box
     } else if (a > 0.0 && det > 0.0) {
-      const double reach = -2.0 * skip * (1.0 + 1e-6);
-      half_x = std::sqrt(reach * c / det) + 1e-6;
-      half_y = std::sqrt(reach * a / det) + 1e-6;
+      const double level = 2.0 * (std::max(reach, 0.0) * 1.01 + 1e-2);
+      half_x = std::sqrt(level * c / det) * 1.001 + 1e-3;
+      half_y = std::sqrt(level * a / det) * 1.001 + 1e-3;
     }
-    row[7] = static_cast<scalar_t>(row[0] - half_x);
-    row[8] = static_cast<scalar_t>(row[0] + half_x);
-    row[9] = static_cast<scalar_t>(row[1] - half_y);
-    row[10] = static_cast<scalar_t>(row[1] + half_y);
+    row[6] = static_cast<scalar_t>(row[0] - half_x);
+    row[7] = static_cast<scalar_t>(row[0] + half_x);
+    row[8] = static_cast<scalar_t>(row[1] - half_y);
+    row[9] = static_cast<scalar_t>(row[1] + half_y);
   }
 }
 
-// -sigma of an entry at offset (dx, dy), in the reference's order of operations (to the bit).
+// A tile's list geometry, gathered on demand: walks that stop early (saturated pixels) never pay
+// for the entries behind.
 template <typename scalar_t>
-inline scalar_t neg_sigma(const scalar_t* row, scalar_t dx, scalar_t dy) {
-  const scalar_t half = scalar_t(-0.5);
-  return ((-row[3] * dy) * dx + (half * row[4] * dy) * dy) + (half * row[2] * dx) * dx;
-}
-
-// One entry's alpha at a pixel, or 0 when it is skipped there; vis = exp(-sigma) when not.
-template <typename scalar_t>
-inline scalar_t entry_alpha(const scalar_t* row, scalar_t dx, scalar_t dy, scalar_t& vis) {
-  const scalar_t ns = neg_sigma(row, dx, dy);
-  if (ns > scalar_t(0) || ns < row[6]) return scalar_t(0);
-  vis = std::exp(ns);
-  const scalar_t alpha = std::min(static_cast<scalar_t>(kMaxAlpha), row[5] * vis);
-  return alpha < static_cast<scalar_t>(kAlphaThreshold) ? scalar_t(0) : alpha;
-}
-
-// What a pixel's front-to-back walk keeps of every entry that counts there.
-template <typename scalar_t>
-struct Hit {
-  int64_t k;        // list entry
-  scalar_t alpha;   // its alpha
-  scalar_t vis;     // exp(-sigma)
-  scalar_t trans;   // transmittance before it
+struct ListGeometry {
+  const scalar_t *means2d, *conics, *opacities;
+  const int64_t* ids = nullptr;
+  int64_t filled = 0;
+  std::vector<scalar_t> table;
+  void reset(const int64_t* list_ids, int64_t count) {
+    ids = list_ids;
+    filled = 0;
+    table.resize(count * kGeo);
+  }
+  const scalar_t* row(int64_t k) {
+    for (; filled <= k; ++filled)
+      entry_geometry(means2d, conics, opacities, ids[filled], table.data() + filled * kGeo);
+    return table.data() + k * kGeo;
+  }
 };
+
+// The rows [j0, j1] of a tile (origin y0, ny rows in the image) that an entry's box reaches.
+template <typename scalar_t>
+inline std::pair<int64_t, int64_t> box_rows(const scalar_t* row, int64_t y0, int64_t ny) {
+  const double lo = std::ceil(static_cast<double>(row[8]) - 0.5 - y0);
+  const double hi = std::floor(static_cast<double>(row[9]) - 0.5 - y0);
+  return {static_cast<int64_t>(std::max(lo, 0.0)),
+          static_cast<int64_t>(std::min(hi, static_cast<double>(ny - 1)))};
+}
 
 // Tile geometry shared by the kernels.
 struct Tiling {
   int64_t width, height, tile_size, tile_w, tiles_per_cam;
   int64_t x0(int64_t tile) const { return (tile % tiles_per_cam % tile_w) * tile_size; }
   int64_t y0(int64_t tile) const { return (tile % tiles_per_cam / tile_w) * tile_size; }
-  // Calls pixel(p, index) for the tile's pixels inside the image: p = y * tile_size + x within the
-  // tile, index into the [C, H, W] images.
+  int64_t nx(int64_t tile) const { return std::min(tile_size, width - x0(tile)); }
+  int64_t ny(int64_t tile) const { return std::min(tile_size, height - y0(tile)); }
+  // Calls pixel(p, index) for the tile's pixels inside the image: p = y * tile_size + x within
+  // the tile, index into the [C, H, W] images.
   template <typename F>
   void pixels(int64_t tile, const F& pixel) const {
-    const int64_t image = tile / tiles_per_cam * height * width, x0 = this->x0(tile);
-    const int64_t y0 = this->y0(tile);
-    for (int64_t j = 0; j < std::min(tile_size, height - y0); ++j)
-      for (int64_t i = 0; i < std::min(tile_size, width - x0); ++i)
+    const int64_t image = tile / tiles_per_cam * height * width;
+    const int64_t x0 = this->x0(tile), y0 = this->y0(tile);
+    for (int64_t j = 0; j < ny(tile); ++j)
+      for (int64_t i = 0; i < nx(tile); ++i)
         pixel(j * tile_size + i, image + (y0 + j) * width + x0 + i);
-  }
-  template <typename scalar_t>
-  scalar_t centre_x(int64_t tile, int64_t p) const {
-    return static_cast<scalar_t>(x0(tile) + p % tile_size) + scalar_t(0.5);
-  }
-  template <typename scalar_t>
-  scalar_t centre_y(int64_t tile, int64_t p) const {
-    return static_cast<scalar_t>(y0(tile) + p / tile_size) + scalar_t(0.5);
   }
 };
 
-// Walks a tile's depth-sorted list front to back for all its pixels at once, each entry over the
-// pixels of its box only, carrying every pixel's transmittance; calls hit(pixel, Hit) for every
-// (entry, pixel) that counts, in list order for each pixel, pixel = y * tile_size + x within the
-// tile. Each pixel sees exactly the sequence of a one-pixel walk (gsplat's), so the stopping rule
-// and the results are those of the reference; the tile ends when all its pixels have stopped.
+// One list entry applied to one row of n pixels (centres px0 + i, py) front to back: each
+// walking pixel (live 1) gets the entry's weight w = alpha T, or 0 where it is skipped or where
+// the pixel stops (live becomes 0; T stays the one after its last entry). last records k + 1 for
+// the entries that count. Returns how many pixels stopped. Masks are 0/1 floats and there is one
+// conditional store, so that the loop vectorises (with -fno-trapping-math).
+template <typename scalar_t>
+inline scalar_t row_forward(const scalar_t* __restrict row, scalar_t px0, scalar_t py, int64_t n,
+                            scalar_t kk, scalar_t* __restrict trans, scalar_t* __restrict live,
+                            scalar_t* __restrict last, scalar_t* __restrict w) {
+  const scalar_t half = scalar_t(-0.5), dy = row[1] - py, one = 1, zero = 0;
+  const scalar_t cross = -row[3] * dy, sig_y = (half * row[4] * dy) * dy, ha = half * row[2];
+  const scalar_t mx = row[0], opacity = row[5];
+  scalar_t stops = 0;
+  for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) {
+    const scalar_t dx = mx - (px0 + static_cast<scalar_t>(i));
+    const scalar_t ns = (cross * dx + sig_y) + (ha * dx) * dx;  // the reference's -sigma
+    const scalar_t alpha = std::min(static_cast<scalar_t>(kMaxAlpha), opacity * vexp(ns));
+    const scalar_t t = trans[i];
+    const scalar_t counts = live[i] * (ns <= zero ? one : zero) *
+                            (alpha >= static_cast<scalar_t>(kAlphaThreshold) ? one : zero);
+    const scalar_t next = t * (one - alpha);
+    const scalar_t stop = counts * (next <= static_cast<scalar_t>(kMinTransmittance) ? one : zero);
+    const scalar_t add = counts - stop;
+    w[i] = add * (alpha * t);
+    trans[i] = add > zero ? next : t;
+    live[i] -= stop;
+    last[i] += add * (kk + one - last[i]);  // exact: small integers
+    stops += stop;
+  }
+  return stops;
+}
+
+// The backward of row_forward for one entry and one row of n pixels, back to front: from T after
+// the entry (trans) and S (later), both updated to before it, and c = g . f + g_alpha per pixel,
+// the weights w and the entry's gradient summed per column into six lanes [n] (mean x, y, conic
+// a, b, c, opacity; separate pointers, so that the compiler needs no aliasing checks). Only the entries before each pixel's last count (k < last).
+template <typename scalar_t>
+inline void row_backward(const scalar_t* __restrict row, scalar_t px0, scalar_t dy, int64_t n,
+                         scalar_t kk, const scalar_t* __restrict last,
+                         const scalar_t* __restrict c, scalar_t* __restrict trans,
+                         scalar_t* __restrict later, scalar_t* __restrict w,
+                         scalar_t* __restrict l_mx, scalar_t* __restrict l_my,
+                         scalar_t* __restrict l_a, scalar_t* __restrict l_b,
+                         scalar_t* __restrict l_c, scalar_t* __restrict l_o) {
+  const scalar_t half = scalar_t(-0.5), one = 1, zero = 0;
+  const scalar_t mx = row[0], a = row[2], b = row[3], cc = row[4], opacity = row[5];
+  const scalar_t cross = -b * dy, sig_y = (half * cc * dy) * dy, ha = half * a;
+  for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) {
+    const scalar_t dx = mx - (px0 + static_cast<scalar_t>(i));
+    const scalar_t ns = (cross * dx + sig_y) + (ha * dx) * dx;
+    const scalar_t vis = vexp(ns);
+    const scalar_t alpha = std::min(static_cast<scalar_t>(kMaxAlpha), opacity * vis);
+    const scalar_t before_last = last[i] > kk ? one : zero;
+    const scalar_t counts = before_last * (ns <= zero ? one : zero) *
+                            (alpha >= static_cast<scalar_t>(kAlphaThreshold) ? one : zero);
+    const scalar_t keep = one - alpha;
+    const scalar_t t = trans[i] / (counts > zero ? keep : one);  // exact T where it does not count
+    const scalar_t wi = counts * (alpha * t);
+    const scalar_t d_alpha = counts * (t * c[i] - later[i] / keep);
+    later[i] += wi * c[i];
+    trans[i] = t;
+    w[i] = wi;
+    const scalar_t free = counts * (alpha < static_cast<scalar_t>(kMaxAlpha) ? one : zero);
+    const scalar_t d_sigma = free * (-alpha * d_alpha);
+    l_mx[i] += d_sigma * (a * dx + b * dy);
+    l_my[i] += d_sigma * (b * dx + cc * dy);
+    l_a[i] += scalar_t(0.5) * d_sigma * dx * dx;
+    l_b[i] += d_sigma * dx * dy;
+    l_c[i] += scalar_t(0.5) * d_sigma * dy * dy;
+    l_o[i] += free * (vis * d_alpha);
+  }
+}
+
+// Per-tile pixel state of a front-to-back walk, [tile_size^2] each.
+template <typename scalar_t>
+struct WalkState {
+  std::vector<scalar_t> trans, live, last, w;
+  std::vector<int64_t> row_live;  // pixels still walking, per row
+  // Resets for a tile: T = 1 and walking for the pixels in the image, stopped for the others.
+  int64_t reset(const Tiling& tiling, int64_t tile) {
+    const int64_t s = tiling.tile_size, nx = tiling.nx(tile), ny = tiling.ny(tile);
+    trans.assign(s * s, scalar_t(1));
+    live.assign(s * s, scalar_t(0));
+    last.assign(s * s, scalar_t(0));
+    w.assign(s, scalar_t(0));
+    for (int64_t j = 0; j < ny; ++j) std::fill_n(live.begin() + j * s, nx, scalar_t(1));
+    row_live.assign(s, 0);
+    std::fill_n(row_live.begin(), ny, nx);
+    return nx * ny;
+  }
+};
+
+// Walks a tile's list front to back; calls entry_row(k, j, w) after entry k was applied to row j
+// of the tile (w: the row's weights, [tile_size]). Stops when every pixel has stopped.
 template <typename scalar_t, typename F>
-void walk_tile(const scalar_t* geo, int64_t count, const Tiling& tiling, int64_t tile,
-               std::vector<scalar_t>& trans, const F& hit) {
-  const int64_t s = tiling.tile_size, x0 = tiling.x0(tile), y0 = tiling.y0(tile);
-  const int64_t nx = std::min(s, tiling.width - x0), ny = std::min(s, tiling.height - y0);
-  trans.assign(s * s, scalar_t(1));  // 0 marks a pixel that has stopped
-  int64_t live = nx * ny;
+void walk_tile(ListGeometry<scalar_t>& geo, int64_t count, const Tiling& tiling, int64_t tile,
+               WalkState<scalar_t>& state, const F& entry_row) {
+  const int64_t s = tiling.tile_size, y0 = tiling.y0(tile), ny = tiling.ny(tile);
+  const scalar_t px0 = static_cast<scalar_t>(tiling.x0(tile)) + scalar_t(0.5);
+  int64_t live = state.reset(tiling, tile);
   for (int64_t k = 0; k < count && live > 0; ++k) {
-    const scalar_t* row = geo + k * kGeo;
-    // Pixel centres x0 + i + 0.5 inside [row[7], row[8]] (and likewise for rows).
-    const auto first = [](scalar_t lo, int64_t origin) {
-      return static_cast<int64_t>(std::max<double>(std::ceil(lo - scalar_t(0.5) - origin), 0.0));
-    };
-    const auto last = [](scalar_t hi, int64_t origin, int64_t n) {
-      return static_cast<int64_t>(
-          std::min<double>(std::floor(hi - scalar_t(0.5) - origin), static_cast<double>(n - 1)));
-    };
-    const int64_t i0 = first(row[7], x0), i1 = last(row[8], x0, nx);
-    const int64_t j0 = first(row[9], y0), j1 = last(row[10], y0, ny);
+    const scalar_t* row = geo.row(k);
+    const auto [j0, j1] = box_rows(row, y0, ny);
     for (int64_t j = j0; j <= j1; ++j) {
+      if (state.row_live[j] == 0) continue;  // every pixel of the row has stopped
       const scalar_t py = static_cast<scalar_t>(y0 + j) + scalar_t(0.5);
-      const scalar_t dy = row[1] - py;
-      for (int64_t i = i0; i <= i1; ++i) {
-        const int64_t p = j * s + i;
-        const scalar_t t = trans[p];
-        if (t == scalar_t(0)) continue;
-        scalar_t vis;
-        const scalar_t px = static_cast<scalar_t>(x0 + i) + scalar_t(0.5);
-        const scalar_t alpha = entry_alpha(row, row[0] - px, dy, vis);
-        if (alpha == scalar_t(0)) continue;
-        const scalar_t next = t * (scalar_t(1) - alpha);
-        if (next <= static_cast<scalar_t>(kMinTransmittance)) {
-          trans[p] = 0;
-          --live;
-          continue;
-        }
-        hit(p, Hit<scalar_t>{k, alpha, vis, t});
-        trans[p] = next;
-      }
+      const auto stops = static_cast<int64_t>(
+          row_forward(row, px0, py, s, static_cast<scalar_t>(k), state.trans.data() + j * s,
+                      state.live.data() + j * s, state.last.data() + j * s, state.w.data()));
+      state.row_live[j] -= stops;
+      live -= stops;
+      entry_row(k, j, state.w.data());
     }
   }
 }
@@ -299,46 +412,68 @@ Lists lists_of(const Tensor& flatten_ids, const Tensor& tile_offsets, const Tens
           tile_counts.data_ptr<int64_t>(), tile_counts.numel()};
 }
 
+// Runs body(tile, ids, count, geo) for every tile with a non-empty list.
+template <typename scalar_t, typename F>
+void for_each_list(const Lists& lists, const Tensor& means2d, const Tensor& conics,
+                   const Tensor& opacities, const F& body) {
+  for_each_tile(lists.n_tiles, [&](int64_t tile) {
+    const int64_t count = lists.counts[tile];
+    if (count == 0) return;
+    const int64_t* ids = lists.ids + lists.offsets[tile];
+    thread_local ListGeometry<scalar_t> geo;
+    geo.means2d = means2d.data_ptr<scalar_t>();
+    geo.conics = conics.data_ptr<scalar_t>();
+    geo.opacities = opacities.data_ptr<scalar_t>();
+    geo.reset(ids, count);
+    body(tile, ids, count, geo);
+  });
+}
+
 // means2d [C, N, 2], conics [C, N, 3], opacities [C, N], features [C, N, D] -> colors
-// [C, H, W, D] and alpha [C, H, W, 1], over black.
-std::tuple<Tensor, Tensor> composite_forward(
+// [C, H, W, D] and alpha [C, H, W, 1] over black, and for the backward each pixel's final
+// transmittance and 1 + the list position of its last entry that counts ([C, H, W] each).
+std::tuple<Tensor, Tensor, Tensor, Tensor> composite_forward(
     const Tensor& means2d, const Tensor& conics, const Tensor& opacities, const Tensor& features,
     const Tensor& flatten_ids, const Tensor& tile_offsets, const Tensor& tile_counts,
     int64_t width, int64_t height, int64_t tile_size, int64_t tile_w) {
   check_floats({&means2d, &conics, &opacities, &features});
   const Lists lists = lists_of(flatten_ids, tile_offsets, tile_counts);
-  const int64_t n_cams = means2d.size(0), n_feat = features.size(2);
+  const int64_t n_cams = means2d.size(0), n_feat = features.size(2), s = tile_size;
   const Tiling tiling{width, height, tile_size, tile_w, lists.n_tiles / n_cams};
   Tensor colors = at::zeros({n_cams, height, width, n_feat}, features.options());
   Tensor alphas = at::zeros({n_cams, height, width, 1}, features.options());
+  Tensor final_trans = at::ones({n_cams, height, width}, features.options());
+  Tensor lasts = at::zeros({n_cams, height, width}, features.options());
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "composite_forward", [&] {
     const scalar_t* feats = features.data_ptr<scalar_t>();
     scalar_t* out = colors.data_ptr<scalar_t>();
     scalar_t* out_alpha = alphas.data_ptr<scalar_t>();
-    for_each_tile(lists.n_tiles, [&](int64_t tile) {
-      const int64_t count = lists.counts[tile];
-      if (count == 0) return;
-      const int64_t* ids = lists.ids + lists.offsets[tile];
-      thread_local std::vector<scalar_t> geo;
-      gather_geometry(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
-                      opacities.data_ptr<scalar_t>(), ids, count, geo);
-      thread_local std::vector<scalar_t> trans, sums;  // per pixel: features then alpha
-      sums.assign(tile_size * tile_size * (n_feat + 1), scalar_t(0));
-      walk_tile(geo.data(), count, tiling, tile, trans, [&](int64_t p, const Hit<scalar_t>& h) {
-        const scalar_t w = h.alpha * h.trans;
-        const scalar_t* f = feats + ids[h.k] * n_feat;
-        scalar_t* sum = sums.data() + p * (n_feat + 1);
-        for (int64_t d = 0; d < n_feat; ++d) sum[d] += w * f[d];
-        sum[n_feat] += w;
+    scalar_t* out_trans = final_trans.data_ptr<scalar_t>();
+    scalar_t* out_last = lasts.data_ptr<scalar_t>();
+    for_each_list<scalar_t>(lists, means2d, conics, opacities,
+                            [&](int64_t tile, const int64_t* ids, int64_t count,
+                                ListGeometry<scalar_t>& geo) {
+      thread_local WalkState<scalar_t> state;
+      thread_local std::vector<scalar_t> sums;  // [D + 1, s * s]: features, then alpha
+      sums.assign((n_feat + 1) * s * s, scalar_t(0));
+      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
+        const scalar_t* f = feats + ids[k] * n_feat;
+        for (int64_t d = 0; d < n_feat; ++d) {
+          scalar_t* sum = sums.data() + d * s * s + j * s;
+          for (int64_t i = 0; i < s; ++i) sum[i] += w[i] * f[d];
+        }
+        scalar_t* sum = sums.data() + n_feat * s * s + j * s;
+        for (int64_t i = 0; i < s; ++i) sum[i] += w[i];
       });
       tiling.pixels(tile, [&](int64_t p, int64_t index) {
-        const scalar_t* sum = sums.data() + p * (n_feat + 1);
-        std::copy(sum, sum + n_feat, out + index * n_feat);
-        out_alpha[index] = sum[n_feat];
+        for (int64_t d = 0; d < n_feat; ++d) out[index * n_feat + d] = sums[d * s * s + p];
+        out_alpha[index] = sums[n_feat * s * s + p];
+        out_trans[index] = state.trans[p];
+        out_last[index] = state.last[p];
       });
     });
   });
-  return {colors, alphas};
+  return {colors, alphas, final_trans, lasts};
 }
 
 // Sums per-entry rows [M, R] into per-Gaussian rows [G, R] in list order (deterministic).
@@ -353,19 +488,23 @@ void sum_entries(const scalar_t* per_entry, const int64_t* ids, int64_t n_entrie
 }
 
 // Gradients of composite_forward w.r.t. means2d, conics, opacities and features, from those of
-// its colors [C, H, W, D] and alpha [C, H, W, 1].
+// its colors [C, H, W, D] and alpha [C, H, W, 1], given its final transmittances and last
+// entries.
 //
 // With c_i = g . f_i + g_alpha, w_i = alpha_i T_i and S_i the sum of w_k c_k over the later
 // entries k that count: dL/df_i = w_i g and dL/dalpha_i = T_i c_i - S_i / (1 - alpha_i); then
 // dL/dsigma = -alpha dL/dalpha, dL/do = exp(-sigma) dL/dalpha, both 0 where alpha is clamped.
+// Walking back to front, T_i = T_(i+1) / (1 - alpha_i) from the final T.
 std::tuple<Tensor, Tensor, Tensor, Tensor> composite_backward(
     const Tensor& means2d, const Tensor& conics, const Tensor& opacities, const Tensor& features,
     const Tensor& flatten_ids, const Tensor& tile_offsets, const Tensor& tile_counts,
-    int64_t width, int64_t height, int64_t tile_size, int64_t tile_w, const Tensor& grad_colors,
-    const Tensor& grad_alpha) {
-  check_floats({&means2d, &conics, &opacities, &features, &grad_colors, &grad_alpha});
+    const Tensor& final_trans, const Tensor& lasts, int64_t width, int64_t height,
+    int64_t tile_size, int64_t tile_w, const Tensor& grad_colors, const Tensor& grad_alpha) {
+  check_floats({&means2d, &conics, &opacities, &features, &final_trans, &lasts, &grad_colors,
+                &grad_alpha});
   const Lists lists = lists_of(flatten_ids, tile_offsets, tile_counts);
   const int64_t n_cams = means2d.size(0), n_gauss = means2d.size(1), n_feat = features.size(2);
+  const int64_t s = tile_size, ss = s * s;
   const int64_t row_width = 6 + n_feat;  // mean x, y, conic a, b, c, opacity, features
   const Tiling tiling{width, height, tile_size, tile_w, lists.n_tiles / n_cams};
   Tensor per_entry = at::zeros({flatten_ids.numel(), row_width}, features.options());
@@ -374,50 +513,66 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_backward(
     const scalar_t* feats = features.data_ptr<scalar_t>();
     const scalar_t* g_color = grad_colors.data_ptr<scalar_t>();
     const scalar_t* g_alpha = grad_alpha.data_ptr<scalar_t>();
+    const scalar_t* in_trans = final_trans.data_ptr<scalar_t>();
+    const scalar_t* in_last = lasts.data_ptr<scalar_t>();
     scalar_t* grads = per_entry.data_ptr<scalar_t>();
-    for_each_tile(lists.n_tiles, [&](int64_t tile) {
-      const int64_t count = lists.counts[tile];
-      if (count == 0) return;
-      const int64_t* ids = lists.ids + lists.offsets[tile];
+    for_each_list<scalar_t>(lists, means2d, conics, opacities,
+                            [&](int64_t tile, const int64_t* ids, int64_t count,
+                                ListGeometry<scalar_t>& geo) {
       scalar_t* tile_grads = grads + lists.offsets[tile] * row_width;
-      thread_local std::vector<scalar_t> geo;
-      thread_local std::vector<std::vector<Hit<scalar_t>>> hits;  // per pixel
-      gather_geometry(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
-                      opacities.data_ptr<scalar_t>(), ids, count, geo);
-      thread_local std::vector<scalar_t> trans;
-      hits.resize(tile_size * tile_size);
-      for (auto& pixel_hits : hits) pixel_hits.clear();
-      walk_tile(geo.data(), count, tiling, tile, trans,
-                [&](int64_t p, const Hit<scalar_t>& h) { hits[p].push_back(h); });
+      // Per pixel [s * s]: T after the entries still ahead, last entry + 1, S, then the
+      // output gradient [D + 1, s * s] (features, alpha); pixels outside the image have last 0.
+      thread_local std::vector<scalar_t> trans, last, later, g, lanes, c, w;
+      trans.assign(ss, scalar_t(1));
+      last.assign(ss, scalar_t(0));
+      later.assign(ss, scalar_t(0));
+      g.assign((n_feat + 1) * ss, scalar_t(0));
       tiling.pixels(tile, [&](int64_t p, int64_t index) {
-        const scalar_t px = tiling.centre_x<scalar_t>(tile, p);
-        const scalar_t py = tiling.centre_y<scalar_t>(tile, p);
-        const scalar_t* g = g_color + index * n_feat;
-        const scalar_t ga = g_alpha[index];
-        scalar_t later = 0;  // S: sum of w c over the entries after the current one
-        for (auto h = hits[p].rbegin(); h != hits[p].rend(); ++h) {
-          const scalar_t* f = feats + ids[h->k] * n_feat;
-          scalar_t* out = tile_grads + h->k * row_width;
-          const scalar_t w = h->alpha * h->trans;
-          scalar_t c = ga;
-          for (int64_t d = 0; d < n_feat; ++d) {
-            c += g[d] * f[d];
-            out[6 + d] += w * g[d];
-          }
-          const scalar_t d_alpha = h->trans * c - later / (scalar_t(1) - h->alpha);
-          later += w * c;
-          if (!(h->alpha < static_cast<scalar_t>(kMaxAlpha))) continue;  // clamped: no gradient
-          const scalar_t* row = geo.data() + h->k * kGeo;
-          const scalar_t dx = row[0] - px, dy = row[1] - py;
-          const scalar_t d_sigma = -h->alpha * d_alpha;
-          out[0] += d_sigma * (row[2] * dx + row[3] * dy);
-          out[1] += d_sigma * (row[3] * dx + row[4] * dy);
-          out[2] += scalar_t(0.5) * d_sigma * dx * dx;
-          out[3] += d_sigma * dx * dy;
-          out[4] += scalar_t(0.5) * d_sigma * dy * dy;
-          out[5] += h->vis * d_alpha;
-        }
+        trans[p] = in_trans[index];
+        last[p] = in_last[index];
+        for (int64_t d = 0; d < n_feat; ++d) g[d * ss + p] = g_color[index * n_feat + d];
+        g[n_feat * ss + p] = g_alpha[index];
       });
+      thread_local std::vector<int64_t> row_end;  // per row: the largest last
+      row_end.assign(s, 0);
+      for (int64_t p = 0; p < ss; ++p)
+        row_end[p / s] = std::max(row_end[p / s], static_cast<int64_t>(last[p]));
+      const int64_t end = *std::max_element(row_end.begin(), row_end.end());
+      lanes.assign(row_width * s, scalar_t(0));  // per-column partial sums of an entry's gradient
+      c.assign(s, scalar_t(0));
+      w.assign(s, scalar_t(0));
+      const int64_t y0 = tiling.y0(tile), ny = tiling.ny(tile);
+      const scalar_t px0 = static_cast<scalar_t>(tiling.x0(tile)) + scalar_t(0.5);
+      const scalar_t half = scalar_t(-0.5);
+      for (int64_t k = end - 1; k >= 0; --k) {
+        const scalar_t* row = geo.row(k);
+        auto [j0, j1] = box_rows(row, y0, ny);
+        while (j0 <= j1 && k >= row_end[j0]) ++j0;  // rows whose pixels all stopped before k
+        while (j1 >= j0 && k >= row_end[j1]) --j1;
+        if (j0 > j1) continue;
+        const scalar_t* f = feats + ids[k] * n_feat;
+        const scalar_t kk = static_cast<scalar_t>(k);
+        std::fill(lanes.begin(), lanes.end(), scalar_t(0));
+        for (int64_t j = j0; j <= j1; ++j) {
+          if (k >= row_end[j]) continue;
+          const int64_t p0 = j * s;
+          const scalar_t dy = row[1] - (static_cast<scalar_t>(y0 + j) + scalar_t(0.5));
+          for (int64_t i = 0; i < s; ++i) c[i] = g[n_feat * ss + p0 + i];
+          for (int64_t d = 0; d < n_feat; ++d)
+            for (int64_t i = 0; i < s; ++i) c[i] += g[d * ss + p0 + i] * f[d];
+          scalar_t* __restrict tr = trans.data() + p0;
+          scalar_t* __restrict sl = later.data() + p0;
+          const scalar_t* __restrict ls = last.data() + p0;
+          scalar_t* l = lanes.data();
+          row_backward(row, px0, dy, s, kk, ls, c.data(), tr, sl, w.data(), l, l + s, l + 2 * s,
+                       l + 3 * s, l + 4 * s, l + 5 * s);
+          for (int64_t d = 0; d < n_feat; ++d)
+            for (int64_t i = 0; i < s; ++i) lanes[(6 + d) * s + i] += w[i] * g[d * ss + p0 + i];
+        }
+        scalar_t* out = tile_grads + k * row_width;
+        for (int64_t r = 0; r < row_width; ++r)
+          for (int64_t i = 0; i < s; ++i) out[r] += lanes[r * s + i];
+      }
     });
     sum_entries(grads, lists.ids, flatten_ids.numel(), row_width,
                 per_gauss.data_ptr<scalar_t>());
@@ -438,31 +593,32 @@ Tensor blend_sums(const Tensor& means2d, const Tensor& conics, const Tensor& opa
   check_floats({&means2d, &conics, &opacities, &maps});
   const Lists lists = lists_of(flatten_ids, tile_offsets, tile_counts);
   const int64_t n_cams = means2d.size(0), n_gauss = means2d.size(1), n_maps = maps.size(3);
-  const int64_t row_width = n_maps + 1;
+  const int64_t s = tile_size, ss = s * s, row_width = n_maps + 1;
   const Tiling tiling{width, height, tile_size, tile_w, lists.n_tiles / n_cams};
   Tensor per_entry = at::zeros({flatten_ids.numel(), row_width}, maps.options());
   Tensor per_gauss = at::zeros({n_cams * n_gauss, row_width}, maps.options());
   AT_DISPATCH_FLOATING_TYPES(maps.scalar_type(), "blend_sums", [&] {
     const scalar_t* values = maps.data_ptr<scalar_t>();
     scalar_t* sums = per_entry.data_ptr<scalar_t>();
-    for_each_tile(lists.n_tiles, [&](int64_t tile) {
-      const int64_t count = lists.counts[tile];
-      if (count == 0) return;
-      const int64_t* ids = lists.ids + lists.offsets[tile];
+    for_each_list<scalar_t>(lists, means2d, conics, opacities,
+                            [&](int64_t tile, const int64_t* ids, int64_t count,
+                                ListGeometry<scalar_t>& geo) {
       scalar_t* tile_sums = sums + lists.offsets[tile] * row_width;
-      thread_local std::vector<scalar_t> geo;
-      gather_geometry(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
-                      opacities.data_ptr<scalar_t>(), ids, count, geo);
-      thread_local std::vector<scalar_t> trans;
-      const int64_t image = tile / tiling.tiles_per_cam * height * width;
-      const int64_t x0 = tiling.x0(tile), y0 = tiling.y0(tile);
-      walk_tile(geo.data(), count, tiling, tile, trans, [&](int64_t p, const Hit<scalar_t>& h) {
-        const int64_t index = image + (y0 + p / tile_size) * width + x0 + p % tile_size;
-        const scalar_t* value = values + index * n_maps;
-        const scalar_t w = h.alpha * h.trans;
-        scalar_t* out = tile_sums + h.k * row_width;
-        for (int64_t l = 0; l < n_maps; ++l) out[l] += w * value[l];
-        out[n_maps] += w;
+      thread_local WalkState<scalar_t> state;
+      thread_local std::vector<scalar_t> value;  // [L + 1, s * s]: the maps, then ones
+      value.assign(row_width * ss, scalar_t(0));
+      tiling.pixels(tile, [&](int64_t p, int64_t index) {
+        for (int64_t l = 0; l < n_maps; ++l) value[l * ss + p] = values[index * n_maps + l];
+        value[n_maps * ss + p] = scalar_t(1);
+      });
+      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
+        scalar_t* out = tile_sums + k * row_width;
+        for (int64_t l = 0; l < row_width; ++l) {
+          const scalar_t* v = value.data() + l * ss + j * s;
+          scalar_t sum = 0;
+          for (int64_t i = 0; i < s; ++i) sum += w[i] * v[i];
+          out[l] += sum;
+        }
       });
     });
     sum_entries(sums, lists.ids, flatten_ids.numel(), row_width, per_gauss.data_ptr<scalar_t>());

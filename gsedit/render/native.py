@@ -90,14 +90,18 @@ def _lists(isect: TileIntersections) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class _Composite(torch.autograd.Function):
-    """The C++ compositing forward and closed-form backward (torch_rasterizer's _CompositeTiles)."""
+    """The C++ compositing forward and closed-form backward (torch_rasterizer's _CompositeTiles).
+    Forward keeps each pixel's final transmittance and last entry [C, H, W], from which backward
+    walks the lists back to front, as gsplat's CUDA backward does."""
 
     @staticmethod
     def forward(ctx, means2d, conics, opacities, features, isect, width, height, tile_size):
         inputs = [t.contiguous() for t in (means2d, conics, opacities, features)]
         geometry = (width, height, tile_size, isect.tile_width)
-        colors, alpha = _ops().composite_forward(*inputs, *_lists(isect), *geometry)
-        ctx.save_for_backward(*inputs, *_lists(isect))
+        colors, alpha, final_trans, last = _ops().composite_forward(
+            *inputs, *_lists(isect), *geometry
+        )
+        ctx.save_for_backward(*inputs, *_lists(isect), final_trans, last)
         ctx.geometry = geometry
         return colors, alpha
 
