@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import tyro
-from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, arg, subcommand
+from tyro.conf import OmitArgPrefixes, Positional, UseAppendAction, subcommand
 
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.refine import RefineConfig
@@ -65,12 +65,12 @@ class Render:
 
     scene: Positional[Path]
     out: Path
-    cameras: Annotated[str | None, arg(help=CAMERAS_HELP)] = None
+    cameras: Annotated[str | None, tyro.conf.arg(help=CAMERAS_HELP)] = None
     channels: str = "rgb"
     """Comma-separated: rgb, alpha, relevance, label, or any extra property of the scene."""
     device: Device = "auto"
-    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
-    dataparser_transforms: Annotated[Path | None, arg(help=DATAPARSER_HELP)] = None
+    iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
+    dataparser_transforms: Annotated[Path | None, tyro.conf.arg(help=DATAPARSER_HELP)] = None
 
     def run(self) -> None:
         from gsedit.render.images import render_channel_images
@@ -90,9 +90,9 @@ class EditRun:
     scene: Positional[Path | None] = None
     """The input scene (.ply, .spz, .compressed.ply, .sog, .splat, a trainer's output folder, or a gsedit
     nerfacto .ckpt); not needed with --resume."""
-    cameras: Annotated[str | None, arg(help=CAMERAS_HELP)] = None
-    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
-    dataparser_transforms: Annotated[Path | None, arg(help=DATAPARSER_HELP)] = None
+    cameras: Annotated[str | None, tyro.conf.arg(help=CAMERAS_HELP)] = None
+    iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
+    dataparser_transforms: Annotated[Path | None, tyro.conf.arg(help=DATAPARSER_HELP)] = None
     export: str = ""
     """Comma-separated splat formats written beside every turn's scene.ply: spz, compressed.ply, splat (3DGS)."""
     turn: UseAppendAction[list[str]] = field(default_factory=list)
@@ -230,7 +230,7 @@ class Convert:
     """The new scene: a splat file (3DGS: .ply, .spz, .compressed.ply, .splat) or .ckpt (nerfacto)."""
     cameras: str | None = None
     """Views to refit on (needed only for a refit): as for gsedit edit; default: a trainer folder's own."""
-    iteration: Annotated[int | None, arg(help=ITERATION_HELP)] = None
+    iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
     max_side: int | None = None
     """Render and fit at most this many pixels on the longer side."""
     refit: ConvertConfig = field(default_factory=ConvertConfig)

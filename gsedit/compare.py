@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from gsedit.atomic import write_json
-from gsedit.edit.masks import Turn
 from gsedit.edit.lock import FolderLock, deferred_lock
+from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session, continue_plan
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import COLUMNS, format_value
@@ -69,7 +69,7 @@ def plan_turns(plan: dict) -> list[Turn]:
 def open_plan(args, out: Path, lock: FolderLock) -> dict:
     """compare.json: created from the arguments, or (--resume) read back with the turns it lacks
     appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
-    from gsedit.edit.run import absolute_cameras_spec, make_turns, plugin_settings
+    from gsedit.edit.run import make_turns, plugin_settings
 
     path = out / COMPARE_FILE
     turns = make_turns(args.turn, args.target, args.keep)
@@ -90,14 +90,17 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
                 f"{out} already holds a comparison: continue it with `gsedit compare --out {out} --resume` "
                 "(add --turn to append turns), or choose another --out."
             )
-        if args.scene is None or args.cameras is None:
+        if args.scene is None:
             raise GseditError("gsedit compare needs a scene and --cameras (or --resume with --out DIR).")
+        if args.iteration is not None:
+            raise GseditError("gsedit compare edits a trainer folder's last step; for another one, first "
+                              "`gsedit convert FOLDER --iteration N --out scene.ply`.")
         if not turns:
             raise GseditError("gsedit compare needs at least one --turn 'instruction'.")
         args.settings.validate()
         args.refit.validate()
         backends = parse_backends(args.backends)
-        cameras = checked_cameras(Path(args.scene), absolute_cameras_spec(args.cameras), out, lock)
+        cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
@@ -120,24 +123,31 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
     return plan
 
 
-def checked_cameras(scene_file: Path, spec: str, out: Path, lock: FolderLock) -> str:
+def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderLock,
+                    dataparser_transforms: Path | None = None) -> str:
     """The cameras spec every backend's session uses, checked before anything is written.
 
-    Loads the scene and its cameras (a broken input fails here, not after the folder exists). An
-    orbit is made once, around the input scene, and written to DIR/cameras.json: rebuilt around a
-    refit's bounds (a 3DGS refit spreads Gaussians wider than the content) it would circle other
-    views than the ones the refit was fitted on.
+    Loads the scene and its cameras (`spec`, by default a trainer folder's own; mapped through
+    `dataparser_transforms` when given), and refuses them when they do not see each other (a broken
+    input fails here, not after the folder exists). An orbit is made once, around the input scene,
+    and written to DIR/cameras.json: rebuilt around a refit's bounds (a 3DGS refit spreads Gaussians
+    wider than the content) it would circle other views than the ones the refit was fitted on.
+    Mapped cameras are kept as DIR/transforms.json, so that refits and sessions share them.
     """
-    from gsedit.cameras.formats import load_cameras
     from gsedit.cameras.inria import write_inria_cameras
-    from gsedit.scene.files import load_scene_file
+    from gsedit.edit.run import absolute_cameras_spec, mapped_cameras_file
+    from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_cameras
 
-    cameras = load_cameras(spec, bounds=load_scene_file(scene_file, "cpu").bounds())
-    if not spec.startswith("orbit:"):
-        return spec
-    path = out / "cameras.json"
+    scene = load_scene_file(scene_file, "cpu")
+    chosen = scene_cameras(scene_file, spec, dataparser_transforms, scene.bounds())
+    check_scene_in_view(scene, chosen, scene_file)
+    if chosen.spec is not None and not chosen.spec.startswith("orbit:"):
+        return absolute_cameras_spec(chosen.spec)
     lock.acquire()
-    write_inria_cameras(cameras, path)
+    if chosen.spec is None:
+        return mapped_cameras_file(chosen.cameras, out)
+    path = out / "cameras.json"
+    write_inria_cameras(chosen.cameras, path)
     return str(path.resolve())
 
 
@@ -230,6 +240,7 @@ def planned_edit(args, plan: dict) -> dict:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(EditRun)}
     fields.update(
         cameras=plan["cameras"],
+        dataparser_transforms=None,  # the plan's cameras are in the scene's frame already
         method=plan["method"],
         editor=plan["editor"],
         settings=config_from_dict(EditConfig, plan["settings"]),

@@ -223,8 +223,11 @@ def test_convert_turns_an_edited_nerf_into_a_standard_ply(finished, scene, tmp_p
     assert names[:3] == ["x", "y", "z"] and "f_dc_0" in names and "rot_3" in names and "label" in names
     labels = json.loads(ply.with_suffix(".labels.json").read_text())
     assert json.loads(target.with_suffix(".labels.json").read_text()) == labels
-    assert main(["convert", str(ply), "--cameras", str(cameras), "--out", str(tmp_path / "x.ply")]) == 1
-    assert "already a 3dgs scene" in squashed(capsys)
+    # 3DGS to 3DGS is a re-encoding (another splat format, or a trainer folder's scene as a .ply), no refit
+    assert main(["convert", str(ply), "--cameras", str(cameras), "--out", str(tmp_path / "x.ply")]) == 0
+    assert "re-encoded" in squashed(capsys)
+    assert main(["convert", str(edited), "--out", str(tmp_path / "x.ckpt")]) == 1
+    assert "already a nerfacto scene" in squashed(capsys)
 
 
 def test_chromium_shows_the_comparison_page(finished):

@@ -114,7 +114,7 @@ _PlainLoader.add_multi_constructor("!", _plain)
 def read_trainer_yaml(path: Path) -> dict:
     """A trainer's YAML config (nerfstudio's config.yml, gsplat's cfg.yml) as plain data."""
     try:
-        data = yaml.load(path.read_text(), Loader=_PlainLoader)  # noqa: S506 (the loader is safe)
+        data = yaml.load(path.read_text(), Loader=_PlainLoader)  # the loader is safe: every tag becomes data
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise InputFileError(path, f"is not a readable YAML config ({e}).") from e
     if not isinstance(data, dict):

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from gsedit.edit.engine import Engine, write_input_turn
-from gsedit.edit.masks import Turn
 from gsedit.edit.lock import FolderLock, deferred_lock
+from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session, check_instruction, continue_plan
 from gsedit.errors import GseditError
 from gsedit.progress import JsonLog, TurnReporter, console, progress_display
@@ -117,7 +117,12 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     if not turns:
         raise GseditError("gsedit edit needs at least one --turn 'instruction'.")
     args.settings.validate()
-    from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_backend, scene_cameras
+    from gsedit.scene.files import (
+        check_scene_in_view,
+        load_scene_file,
+        scene_backend,
+        scene_cameras,
+    )
 
     # the scene and the cameras fail early, before any folder is written
     scene = load_scene_file(args.scene, device, args.iteration)

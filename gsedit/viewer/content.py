@@ -19,11 +19,12 @@ from gsedit.cameras import Cameras
 from gsedit.edit.refine import REFINED_DIR
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
-from gsedit.scene.files import SCENE_SUFFIXES, load_scene_file
+from gsedit.scene.files import is_scene_path, load_scene_file
 from gsedit.viewer.camera import up_direction
 
 SHOWS = (
-    "the viewer shows a 3D Gaussian splatting .ply, a gsedit nerfacto .ckpt or a session folder."
+    "the viewer shows a 3D Gaussian splatting .ply, a gsedit nerfacto .ckpt or a session folder (also "
+    ".spz, .compressed.ply, .sog, .splat files and trainers' output folders)."
 )
 
 
@@ -76,11 +77,11 @@ class ViewerContent:
     def from_path(cls, path: str | Path, device: torch.device | str = "cpu") -> ViewerContent:
         """A session folder (it holds session.json) or a single scene file (.ply, .ckpt)."""
         path = Path(path)
-        if path.is_dir():
+        if path.is_dir() and not is_scene_path(path):  # a trainer's output folder is one scene
             return cls.from_session(path, device)
         if not path.exists():
             raise InputFileError(path, f"not found; {SHOWS}")
-        if path.suffix.lower() not in SCENE_SUFFIXES:
+        if not is_scene_path(path):
             raise InputFileError(path, SHOWS)
         content = cls([SceneState(path.name, path)], device, path.name)
         content.scene(0)  # fail now, with the file named, rather than in the render thread

@@ -72,7 +72,7 @@ def test_a_legacy_nerfstudio_dataset_gets_the_colmap_axis_swap(tmp_path):
     """No applied_transform but colmap/sparse/0: nerfstudio's dataparser assumes ns-process-data's swap."""
     (tmp_path / "colmap" / "sparse" / "0").mkdir(parents=True)
     (tmp_path / "transforms.json").write_text(json.dumps({"frames": []}))
-    applied, scale = saved_to_original(tmp_path / "transforms.json")
+    applied, _ = saved_to_original(tmp_path / "transforms.json")
     np.testing.assert_array_equal(applied[:3], [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, -1, 0]])
     (tmp_path / "cameras.json").write_text("[]")
     assert np.array_equal(saved_to_original(tmp_path / "cameras.json")[0], np.eye(4))  # INRIA: COLMAP's frame

@@ -30,10 +30,10 @@ DATA = Path(__file__).parent / "data"
 #: worst per-component error of what each file stores, measured against splats.ply (order-matched):
 #: the formats' quantisation (see gsedit/scene/splat_formats.py)
 QUANTISATION = {
-    "splats.spz": dict(means=2e-4, scales=0.032, quats=2e-3, sh0=0.014, shN=0.07),
-    "splats.v3.spz": dict(means=2e-4, scales=0.032, quats=2e-3, sh0=0.014, shN=0.07),
-    "splats.compressed.ply": dict(means=1.5e-3, scales=1e-3, quats=1.5e-3, sh0=6e-3, shN=0.017),
-    "splats.splat.ply": dict(means=1e-6, scales=1e-6, quats=0.01, sh0=7.5e-3, shN=None),
+    "splats.spz": {"means": 2e-4, "scales": 0.032, "quats": 2e-3, "sh0": 0.014, "shN": 0.07},
+    "splats.v3.spz": {"means": 2e-4, "scales": 0.032, "quats": 2e-3, "sh0": 0.014, "shN": 0.07},
+    "splats.compressed.ply": {"means": 1.5e-3, "scales": 1e-3, "quats": 1.5e-3, "sh0": 6e-3, "shN": 0.017},
+    "splats.splat.ply": {"means": 1e-6, "scales": 1e-6, "quats": 0.01, "sh0": 7.5e-3, "shN": None},
 }
 #: PSNR of each file's render against the .ply's (4 orbit views, 64 px), a little below the measured
 #: 37.7 (.spz: log scales in 1/16 steps), 49.3, 31.1 (.sog: k-means codebooks of random SH) and 26.0 dB

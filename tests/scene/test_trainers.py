@@ -191,3 +191,24 @@ def test_dataparser_cameras_are_kept_in_the_session(folders, reference, tmp_path
     assert session["cameras"] == str((out / "transforms.json").resolve())
     renders = np.stack([iio.imread(p) for p in sorted((out / "turn_00" / "renders").glob("*.png"))]) / 255
     assert np.abs(renders - reference.numpy()).max() <= PNG_STEP + 1e-6
+
+
+def test_compare_maps_the_cameras_once_for_every_backend(folders, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the metrics' CLIP model: unavailable at once, not after a timeout
+    run = folders["nerfstudio"]
+    out = tmp_path / "cmp"
+    assert main(["compare", str(run / "exports" / "splat.ply"), "--cameras", str(folders["dataset"] / "transforms.json"),
+                 "--dataparser-transforms", str(run / "dataparser_transforms.json"), "--backends", "3dgs",
+                 "--turn", "make the cube red", "--editor", "synthetic", "--segmenter", "none", "--iters", "2",
+                 "--views", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    plan = json.loads((out / "compare.json").read_text())
+    assert plan["cameras"] == str((out / "transforms.json").resolve())
+    renders = np.stack([iio.imread(p) for p in sorted((out / "3dgs" / "turn_00" / "renders").glob("*.png"))]) / 255
+    assert np.abs(renders - reference.numpy()).max() <= PNG_STEP + 1e-6  # mapped once, not twice
+
+
+def test_the_viewer_shows_a_trainer_folder(folders):
+    from gsedit.viewer.content import ViewerContent
+
+    content = ViewerContent.from_path(folders["gsplat"])
+    assert len(content.scene(0)) == 800
