@@ -37,6 +37,8 @@ def resolve_device(device: Device):
 CAMERAS_HELP = ("INRIA cameras.json, transforms.json, a COLMAP model folder, a trainer's output folder, or "
                 "orbit:N[@WxH]; default: a trainer folder's own cameras.")
 ITERATION_HELP = "Of a trainer's output folder: the iteration/step to load (default: the last)."
+FRAME_CHECK_HELP = ("Refuse a scene and cameras that do not see each other (a frame mix-up) before any work; "
+                    "--no-frame-check goes ahead anyway.")
 DATAPARSER_HELP = ("A nerfstudio run's dataparser_transforms.json: maps --cameras (the dataset's, in its original "
                    "frame) into that run's frame, e.g. for an ns-export splat edited with the dataset's transforms.json.")
 
@@ -71,6 +73,7 @@ class Render:
     device: Device = "auto"
     iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
     dataparser_transforms: Annotated[Path | None, tyro.conf.arg(help=DATAPARSER_HELP)] = None
+    frame_check: Annotated[bool, tyro.conf.arg(help=FRAME_CHECK_HELP)] = True
 
     def run(self) -> None:
         from gsedit.render.images import render_channel_images
@@ -78,7 +81,8 @@ class Render:
 
         scene = load_scene_file(self.scene, resolve_device(self.device), self.iteration)
         cams = scene_cameras(self.scene, self.cameras, self.dataparser_transforms, scene.bounds())
-        check_scene_in_view(scene, cams, self.scene)
+        if self.frame_check:
+            check_scene_in_view(scene, cams, self.scene)
         written = render_channel_images(scene, cams.cameras, [c.strip() for c in self.channels.split(",")], self.out)
         print(f"wrote {written} images to {self.out}")
 
@@ -93,6 +97,7 @@ class EditRun:
     cameras: Annotated[str | None, tyro.conf.arg(help=CAMERAS_HELP)] = None
     iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
     dataparser_transforms: Annotated[Path | None, tyro.conf.arg(help=DATAPARSER_HELP)] = None
+    frame_check: Annotated[bool, tyro.conf.arg(help=FRAME_CHECK_HELP)] = True
     export: str = ""
     """Comma-separated splat formats written beside every turn's scene.ply: spz, compressed.ply, splat (3DGS)."""
     turn: UseAppendAction[list[str]] = field(default_factory=list)

@@ -100,7 +100,8 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
         args.settings.validate()
         args.refit.validate()
         backends = parse_backends(args.backends)
-        cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms)
+        cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms,
+                                  args.frame_check)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
@@ -124,7 +125,7 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
 
 
 def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderLock,
-                    dataparser_transforms: Path | None = None) -> str:
+                    dataparser_transforms: Path | None = None, frame_check: bool = True) -> str:
     """The cameras spec every backend's session uses, checked before anything is written.
 
     Loads the scene and its cameras (`spec`, by default a trainer folder's own; mapped through
@@ -133,6 +134,7 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     and written to DIR/cameras.json: rebuilt around a refit's bounds (a 3DGS refit spreads Gaussians
     wider than the content) it would circle other views than the ones the refit was fitted on.
     Mapped cameras are kept as DIR/transforms.json, so that refits and sessions share them.
+    `frame_check` False skips the refusal (--no-frame-check).
     """
     from gsedit.cameras.inria import write_inria_cameras
     from gsedit.edit.run import absolute_cameras_spec, mapped_cameras_file
@@ -140,7 +142,8 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
 
     scene = load_scene_file(scene_file, "cpu")
     chosen = scene_cameras(scene_file, spec, dataparser_transforms, scene.bounds())
-    check_scene_in_view(scene, chosen, scene_file)
+    if frame_check:
+        check_scene_in_view(scene, chosen, scene_file)
     if chosen.spec is not None and not chosen.spec.startswith("orbit:"):
         return absolute_cameras_spec(chosen.spec)
     lock.acquire()

@@ -98,5 +98,5 @@ def check_frames(means: Tensor, radii: Tensor, cameras: Cameras, scene_name: str
         "is in gsplat's normalised frame (normalize_world_space): give the gsplat results folder (with cfg.yml) "
         "as --cameras, or as the scene. Poses written in OpenGL axes (y up, z backward) but read as OpenCV ones "
         "(an INRIA cameras.json, COLMAP) look away from the scene: store OpenGL camera-to-world poses in a "
-        "transforms.json, which gsedit reads as OpenGL."
+        "transforms.json, which gsedit reads as OpenGL. (If they do match, --no-frame-check goes ahead anyway.)"
     )

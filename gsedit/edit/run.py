@@ -127,7 +127,8 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     # the scene and the cameras fail early, before any folder is written
     scene = load_scene_file(args.scene, device, args.iteration)
     chosen = scene_cameras(args.scene, args.cameras, args.dataparser_transforms, scene.bounds())
-    check_scene_in_view(scene, chosen, args.scene)
+    if args.frame_check:
+        check_scene_in_view(scene, chosen, args.scene)
     export_formats(args.export, scene_backend(args.scene))
     lock.acquire()
     if args.resume and (out / SESSION_FILE).is_file():  # another run created it meanwhile

@@ -212,3 +212,11 @@ def test_the_viewer_shows_a_trainer_folder(folders):
 
     content = ViewerContent.from_path(folders["gsplat"])
     assert len(content.scene(0)) == 800
+
+
+def test_no_frame_check_goes_ahead(folders, tmp_path):
+    run = folders["nerfstudio"]
+    args = ["render", str(run / "exports" / "splat.ply"), "--cameras", str(folders["dataset"] / "transforms.json"),
+            "--out", str(tmp_path / "r"), "--device", "cpu"]
+    assert main(args) == 1 and not (tmp_path / "r").exists()
+    assert main([*args, "--no-frame-check"]) == 0 and len(list((tmp_path / "r" / "rgb").glob("*.png"))) == 6
