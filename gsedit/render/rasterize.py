@@ -123,6 +123,66 @@ def rasterize(
     return RasterOutput(render[..., :n_feat], alpha, render[..., n_feat:], info)
 
 
+def blend_weight_sums(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    maps: Tensor,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    backend: Backend = "auto",
+) -> Tensor:
+    """Per Gaussian i, sum_j w_ij m_j for each of L maps and then sum_j w_ij, over every pixel j of
+    C cameras (w_ij: i's blending weight at j), in one pass whatever L: what back-projection needs.
+
+    Native: one forward walk accumulating every channel. Otherwise (the reference twin, and on
+    CUDA): one backward through `rasterize` of L + 1 probe channels, zero per Gaussian, under
+    L = sum_j (sum_l m_lj c_lj + c_Lj), whose gradient w.r.t. the probes is exactly these sums.
+
+    Args:
+        means, quats, scales, opacities, viewmats, Ks, width, height: as `rasterize`.
+        maps: [L, C, H, W] values per camera and pixel.
+
+    Returns:
+        [N, L + 1].
+    """
+    n, n_maps = means.shape[0], maps.shape[0]
+    maps = maps.to(means.device, means.dtype)
+    if not means.is_cuda and cpu_kernels(backend, means.device) == "native":
+        from gsedit.render.projection import project_gaussians
+
+        with torch.no_grad():
+            proj = project_gaussians(
+                means, quats, scales, opacities, viewmats, Ks, width, height, near_plane,
+                far_plane, eps2d,
+            )  # fmt: skip
+            isect = native.intersect_tiles(
+                proj.means2d, proj.radii, proj.depths, TORCH_TILE_SIZE, width, height
+            )
+            opac = opacities[None].expand(viewmats.shape[0], -1)
+            sums = native.blend_sums(
+                proj.means2d, proj.conics, opac, isect, maps.permute(1, 2, 3, 0), width, height,
+                TORCH_TILE_SIZE,
+            )  # fmt: skip
+        return sums.reshape(-1, n, n_maps + 1).sum(0)
+    probe = torch.zeros(n, n_maps + 1, device=means.device, dtype=means.dtype, requires_grad=True)
+    with torch.enable_grad():
+        channels = rasterize(
+            means.detach(), quats.detach(), scales.detach(), opacities.detach(), probe,
+            viewmats, Ks, width, height, near_plane=near_plane, far_plane=far_plane,
+            eps2d=eps2d, backend=backend,
+        ).colors  # fmt: skip
+        loss = (channels[..., :n_maps] * maps.permute(1, 2, 3, 0)).sum() + channels[..., -1].sum()
+        (grad,) = torch.autograd.grad(loss, probe)
+    return grad
+
+
 def cpu_kernels(backend: Backend, device: torch.device) -> Literal["torch", "native"]:
     """Which kernels the PyTorch-side rasterizer uses for `backend` ("torch" or "native")."""
     if backend == "native":

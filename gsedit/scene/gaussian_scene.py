@@ -22,8 +22,10 @@ CORE_PARAMS = ("means", "scales", "quats", "opacities", "sh0", "shN")
 class GaussianSceneConfig:
     """How a Gaussian scene renders and trains."""
 
-    backend: Literal["auto", "torch", "gsplat"] = "auto"
-    """Rasterizer: gsplat on CUDA, the pure-PyTorch reference on CPU ("auto" picks by device)."""
+    backend: Literal["auto", "torch", "native", "gsplat"] = "auto"
+    """Rasterizer: gsplat on CUDA; on CPU the native C++ kernels, or the pure-PyTorch reference
+    they are the twin of ("auto": gsplat on CUDA, else native unless GSEDIT_NATIVE=0 or it cannot
+    be built, else torch)."""
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Background colour behind the Gaussians."""
     render_batch: int = 4
@@ -228,7 +230,7 @@ class GaussianScene(Scene):
         from gsedit.scene.backproject import backproject
 
         ids = torch.tensor(sorted(names), dtype=torch.float32, device=self.device)
-        scores = torch.stack([backproject(self, cameras, m) for m in maps], dim=1)  # [N, L]
+        scores = backproject(self, cameras, maps)  # [N, L] from maps [L, C, H, W], one pass
         best, index = scores.max(dim=1)
         self.set_channel("label", torch.where(best > 1 - scores.sum(dim=1), ids[index], torch.full_like(best, -1.0)))
         self.labels = dict(names)
