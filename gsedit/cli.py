@@ -232,7 +232,8 @@ class Convert:
     scene: Positional[Path]
     """A splat file (.ply, .spz, .compressed.ply, .sog, .splat), a trainer's output folder, or a gsedit nerfacto .ckpt."""
     out: Path
-    """The new scene: a splat file (3DGS: .ply, .spz, .compressed.ply, .splat) or .ckpt (nerfacto)."""
+    """The new scene: a splat file (3DGS: .ply, .spz, .compressed.ply, .splat), a .ckpt (nerfacto), or a new
+    RUN/nerfstudio_models/step-N.ckpt of a nerfstudio splatfacto run (for ns-viewer)."""
     cameras: str | None = None
     """Views to refit on (needed only for a refit): as for gsedit edit; default: a trainer folder's own."""
     iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
@@ -245,8 +246,13 @@ class Convert:
     def run(self) -> None:
         from gsedit.compare import refit
         from gsedit.scene.files import scene_backend
+        from gsedit.scene.trainers import is_splatfacto_checkpoint, write_splatfacto_checkpoint
 
         self.refit.validate()
+        if is_splatfacto_checkpoint(self.out):  # back into a nerfstudio run, for ns-viewer
+            path = write_splatfacto_checkpoint(load_scene_file(self.scene, "cpu", self.iteration).gaussians, self.out)
+            print(f"wrote {self.scene} as the nerfstudio checkpoint {path}")
+            return
         backend = scene_backend(self.out)
         if scene_backend(self.scene) == backend == "3dgs":
             path = load_scene_file(self.scene, "cpu", self.iteration).save_as(self.out)

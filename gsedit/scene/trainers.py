@@ -140,6 +140,48 @@ def _gsplat_gaussians(path: Path, state: dict) -> Gaussians:
     ))
 
 
+def is_splatfacto_checkpoint(path: str | Path) -> bool:
+    """True for RUN/nerfstudio_models/step-N.ckpt of a nerfstudio run folder (existing or not)."""
+    path = Path(path)
+    return bool(NERFSTUDIO_STEP.fullmatch(path.name)) and path.parent.name == "nerfstudio_models" \
+        and trainer_kind(path.parent.parent) == "nerfstudio"
+
+
+def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:
+    """Writes `gaussians` (in the run's frame) as the run's checkpoint `path` (a new step-N.ckpt), so
+    that `ns-viewer --load-config RUN/config.yml`, which loads the latest step, shows them.
+
+    The pipeline state of the run's latest checkpoint is kept with its Gaussians replaced; optimiser
+    state is left out (it has the old Gaussian count), so resuming training starts the optimisers afresh.
+    """
+    from gsedit.atomic import atomic_path
+    from gsedit.scene.gaussians import num_sh_bases, sh0_to_rgb
+
+    path = Path(path)
+    run = path.parent.parent
+    latest = find_trainer_scene(run)
+    state = _load_checkpoint(latest.source)
+    pipeline = dict(state.get("pipeline", {}))
+    prefix = next(k for k in pipeline if k.endswith("gauss_params.means"))[: -len("means")]
+    sh_degree = lookup(read_trainer_yaml(run / "config.yml"), "pipeline", "model", "sh_degree")
+    sh_degree = 3 if sh_degree is None else int(sh_degree)
+    g = gaussians.to("cpu")
+    n = len(g)
+    dc = g.sh0.reshape(n, 3)
+    if sh_degree == 0:  # splatfacto's colour logits
+        dc = torch.logit(sh0_to_rgb(dc).clamp(1e-4, 1 - 1e-4))
+    rest = torch.zeros(n, num_sh_bases(sh_degree) - 1, 3)
+    k = min(rest.shape[1], g.shN.shape[1])
+    rest[:, :k] = g.shN[:, :k]
+    params = {"means": g.means, "scales": g.scales, "quats": g.quats, "features_dc": dc, "features_rest": rest,
+              "opacities": g.opacities[:, None]}
+    pipeline.update({prefix + name: value.detach().clone().float() for name, value in params.items()})
+    step = int(NERFSTUDIO_STEP.fullmatch(path.name).group(1))
+    with atomic_path(path) as tmp:
+        torch.save({"step": step, "pipeline": pipeline, "optimizers": {}, "scalers": state.get("scalers", {})}, tmp)
+    return path
+
+
 def _checked(path: Path, gaussians: Gaussians) -> Gaussians:
     bad = gaussians.nonfinite_fields()
     if bad:

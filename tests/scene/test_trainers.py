@@ -15,6 +15,7 @@ from gsedit.cli import main
 from gsedit.errors import InputFileError
 from gsedit.scene.files import load_scene_file, scene_cameras
 from gsedit.scene.gaussian_scene import GaussianScene
+from gsedit.scene.ply import write_ply
 from tests.scene.trainer_folders import (
     DECOY_STEP,
     STEP,
@@ -220,3 +221,20 @@ def test_no_frame_check_goes_ahead(folders, tmp_path):
             "--out", str(tmp_path / "r"), "--device", "cpu"]
     assert main(args) == 1 and not (tmp_path / "r").exists()
     assert main([*args, "--no-frame-check"]) == 0 and len(list((tmp_path / "r" / "rgb").glob("*.png"))) == 6
+
+
+def test_an_edited_scene_goes_back_into_the_nerfstudio_run_as_its_latest_step(folders, tmp_path):
+    import shutil
+
+    run = tmp_path / "outputs" / "garden" / "splatfacto" / "ts"
+    shutil.copytree(folders["nerfstudio"], run)
+    edited = load_scene_file(run, "cpu").gaussians
+    edited.sh0[:, 0, 0] += 1.0  # a visible edit
+    write_ply(edited, tmp_path / "edited.ply")
+    target = run / "nerfstudio_models" / f"step-{STEP + 1:09d}.ckpt"
+    assert main(["convert", str(tmp_path / "edited.ply"), "--out", str(target)]) == 0
+    state = torch.load(target, weights_only=True)
+    assert state["step"] == STEP + 1 and "datamanager.train_camera_optimizer.pose_adjustment" in state["pipeline"]
+    assert state["pipeline"]["_model.gauss_params.opacities"].shape == (800, 1)
+    reloaded = load_scene_file(run, "cpu")  # what ns-viewer loads too: the latest step
+    assert torch.equal(reloaded.gaussians.sh0, edited.sh0) and torch.equal(reloaded.gaussians.means, edited.means)
