@@ -80,7 +80,12 @@ def intersect_tiles(
     """torch_rasterizer.intersect_tiles in C++: [C, N, 2] means2d, [C, N, 2] radii, [C, N] depths."""
     tile_w, tile_h = -(-width // tile_size), -(-height // tile_size)
     ids, counts, offsets, per_gauss = _ops().intersect_tiles(
-        means2d.contiguous(), radii.int().contiguous(), depths.contiguous(), tile_size, tile_w, tile_h
+        means2d.contiguous(),
+        radii.int().contiguous(),
+        depths.contiguous(),
+        tile_size,
+        tile_w,
+        tile_h,
     )
     return TileIntersections(ids, counts, offsets, per_gauss, tile_w, tile_h)
 

@@ -284,9 +284,7 @@ def _check_inputs(
             f"width, height and tile_size must be positive, got {width}, {height}, {tile_size}"
         )
     if backend not in ("auto", "torch", "native", "gsplat"):
-        raise ValueError(
-            f"backend must be 'auto', 'torch', 'native' or 'gsplat', got {backend!r}"
-        )
+        raise ValueError(f"backend must be 'auto', 'torch', 'native' or 'gsplat', got {backend!r}")
     if backend == "gsplat" and not means.is_cuda:
         raise ValueError(
             "backend 'gsplat' needs CUDA tensors; use backend='torch' or 'auto' on CPU"

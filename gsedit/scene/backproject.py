@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
 
 
-def render_features(scene: "GaussianScene", cameras: Cameras, features: Tensor) -> Tensor:
+def render_features(scene: GaussianScene, cameras: Cameras, features: Tensor) -> Tensor:
     """[C, H, W, D] per-Gaussian `features` [N, D] composited over the scene's frozen geometry."""
     from gsedit.render.rasterize import rasterize
 
@@ -41,7 +41,7 @@ def render_features(scene: "GaussianScene", cameras: Cameras, features: Tensor) 
 
 
 def blending_weight_sums(
-    scene: "GaussianScene", cameras: Cameras, maps: Tensor
+    scene: GaussianScene, cameras: Cameras, maps: Tensor
 ) -> tuple[Tensor, Tensor]:
     """([N, L], [N]) sum_j w_ij r_lj and sum_j w_ij for maps [L, C, H, W] seen by `cameras`."""
     from gsedit.render.rasterize import blend_weight_sums
@@ -70,7 +70,7 @@ def blending_weight_sums(
 
 
 def backproject(
-    scene: "GaussianScene", cameras: Cameras, maps: Tensor, min_weight: float = 1e-6
+    scene: GaussianScene, cameras: Cameras, maps: Tensor, min_weight: float = 1e-6
 ) -> Tensor:
     """Per-Gaussian weighted mean of `maps`, [N] for maps [C, H, W] or [N, L] for [L, C, H, W]
     (all L in one pass); 0 for Gaussians no pixel sees."""
