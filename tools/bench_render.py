@@ -2,6 +2,8 @@
 
     python tools/bench_render.py [--counts 1000 10000 100000] [--resolutions 64 128 256 512]
     python tools/bench_render.py --compare-backward --counts 10000 100000 --resolutions 256 512
+    python tools/bench_render.py --compare-native --counts 10000 100000 --resolutions 128 256 512 \
+        --thread-counts 1 2
 
 Scenes are N random Gaussians filling the cube [-1, 1]^3 with scales near half their spacing
 (about N^(-1/3)), so that a pixel sees a similar number of Gaussians at every N, seen by one
@@ -15,6 +17,11 @@ and forward + backward with the closed-form backward, interleaved run by run so 
 other processes hits all three alike. These frames go through `rasterize_torch` with
 view-independent features (the SH DC colour and the extra channel): SH evaluation, common to both,
 is left out.
+
+--compare-native times the native CPU kernels (cuda_ext/, backend "native") against the PyTorch
+rasterizer (backend "torch") on whole frames (SH degree 3 + one extra channel), forward and
+forward + backward, for every thread count of --thread-counts, the two backends interleaved run by
+run; it prints seconds per frame and the speed-ups.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ class BenchConfig:
     """Tile side passed to the rasterizer (None: the backend's default)."""
     compare_backward: bool = False
     """Time autograd against the closed-form compositing backward on CPU instead (see above)."""
+    compare_native: bool = False
+    """Time the native CPU kernels against the PyTorch rasterizer instead (see above)."""
+    thread_counts: list[int] = field(default_factory=lambda: [1, 2])
+    """CPU thread counts for --compare-native."""
 
 
 def make_scene(n: int, device: str) -> dict:
@@ -75,38 +86,43 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def run_frame(params: dict, side: int, device: str, backend: str, backward: bool, cfg: BenchConfig):
+    """Renders (and differentiates) one frame; returns its wall-clock seconds and the info."""
+    viewmats, Ks = make_camera(side, device)
+    for p in params.values():
+        p.grad = None
+    _sync(device)
+    start = time.perf_counter()
+    with torch.set_grad_enabled(backward):
+        out = rasterize(
+            params["means"],
+            params["quats"],
+            params["scales"],
+            params["opacities"],
+            params["colors"],
+            viewmats,
+            Ks,
+            side,
+            side,
+            sh_degree=3,
+            extras=params["extras"],
+            backend=backend,
+            tile_size=cfg.tile_size,
+        )
+        if backward:
+            (out.colors.sum() + out.depth.sum()).backward()
+    _sync(device)
+    return time.perf_counter() - start, out.info
+
+
 def time_frame(scene: dict, side: int, device: str, backend: str, backward: bool, cfg: BenchConfig):
     """Best wall-clock seconds of one frame, and the rasterizer's info of the last run."""
-    viewmats, Ks = make_camera(side, device)
     params = {k: v.clone().requires_grad_(backward) for k, v in scene.items()}
     best, info = float("inf"), None
     for run in range(cfg.repeats + 1):
-        for p in params.values():
-            p.grad = None
-        _sync(device)
-        start = time.perf_counter()
-        with torch.set_grad_enabled(backward):
-            out = rasterize(
-                params["means"],
-                params["quats"],
-                params["scales"],
-                params["opacities"],
-                params["colors"],
-                viewmats,
-                Ks,
-                side,
-                side,
-                sh_degree=3,
-                extras=params["extras"],
-                backend=backend,
-                tile_size=cfg.tile_size,
-            )
-            if backward:
-                (out.colors.sum() + out.depth.sum()).backward()
-        _sync(device)
+        seconds, info = run_frame(params, side, device, backend, backward, cfg)
         if run > 0:
-            best = min(best, time.perf_counter() - start)
-        info = out.info
+            best = min(best, seconds)
     return best, info
 
 
@@ -212,9 +228,47 @@ def compare_backwards(cfg: BenchConfig) -> None:
             )
 
 
+def compare_native(cfg: BenchConfig) -> None:
+    """Prints, per (threads, N, resolution), seconds per frame of the PyTorch and native CPU
+    backends, forward and forward + backward, and native's speed-ups."""
+    from gsedit.render import native
+
+    native.require()  # builds the kernels before anything is timed
+    header = ("thr", "N", "res", "torch fwd", "native fwd", "x", "torch f+b", "native f+b", "x")
+    print("\nnative CPU kernels vs the PyTorch rasterizer, seconds per frame (best of repeats)")
+    print("{:>3} {:>7} {:>5} {:>10} {:>10} {:>6} {:>10} {:>10} {:>6}".format(*header))
+    previous = torch.get_num_threads()
+    for threads in cfg.thread_counts:
+        torch.set_num_threads(threads)
+        for n in cfg.counts:
+            scene = make_scene(n, "cpu")
+            for side in cfg.resolutions:
+                best = {}
+                for backward in (False, True):
+                    params = {k: v.clone().requires_grad_(backward) for k, v in scene.items()}
+                    for run in range(cfg.repeats + 1):  # the backends in turn: load hits both
+                        for backend in ("torch", "native"):
+                            seconds, _ = run_frame(params, side, "cpu", backend, backward, cfg)
+                            key = (backend, backward)
+                            if run > 0:
+                                best[key] = min(best.get(key, float("inf")), seconds)
+                tf, nf = best["torch", False], best["native", False]
+                tb, nb = best["torch", True], best["native", True]
+                row = (threads, n, side, tf, nf, tf / nf, tb, nb, tb / nb)
+                print(
+                    "{:>3} {:>7} {:>5} {:>10.4f} {:>10.4f} {:>5.1f}x {:>10.4f} {:>10.4f} "
+                    "{:>5.1f}x".format(*row),
+                    flush=True,
+                )
+    torch.set_num_threads(previous)
+
+
 def main(cfg: BenchConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.compare_native:
+        compare_native(cfg)
+        return
     if cfg.compare_backward:
         compare_backwards(cfg)
         return
