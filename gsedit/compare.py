@@ -70,6 +70,7 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
     """compare.json: created from the arguments, or (--resume) read back with the turns it lacks
     appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
     from gsedit.edit.run import make_turns, plugin_settings
+    from gsedit.scene.splat_formats import parse_formats
 
     path = out / COMPARE_FILE
     turns = make_turns(args.turn, args.target, args.keep)
@@ -100,6 +101,7 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
         args.settings.validate()
         args.refit.validate()
         backends = parse_backends(args.backends)
+        parse_formats(args.export)
         cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms,
                                   args.frame_check)
         plan = {
@@ -257,7 +259,10 @@ def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]
     """Creates or continues the session in `folder` until it has finished every turn."""
     from gsedit.cli import Edit
     from gsedit.edit.run import run_edit_command
+    from gsedit.scene.files import scene_backend
 
+    # --export writes splat files: the 3DGS session's
+    shared = {**shared, "export": shared["export"] if scene_backend(scene_file) == "3dgs" else ""}
     if not (folder / SESSION_FILE).is_file():
         run_edit_command(Edit(**{**shared, "scene": scene_file, "out": folder, "resume": False}), turns)
         return

@@ -201,8 +201,9 @@ def test_compare_maps_the_cameras_once_for_every_backend(folders, reference, tmp
     assert main(["compare", str(run / "exports" / "splat.ply"), "--cameras", str(folders["dataset"] / "transforms.json"),
                  "--dataparser-transforms", str(run / "dataparser_transforms.json"), "--backends", "3dgs",
                  "--turn", "make the cube red", "--editor", "synthetic", "--segmenter", "none", "--iters", "2",
-                 "--views", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+                 "--views", "2", "--out", str(out), "--quiet", "--device", "cpu", "--export", "spz"]) == 0
     plan = json.loads((out / "compare.json").read_text())
+    assert (out / "3dgs" / "turn_01" / "scene.spz").is_file()
     assert plan["cameras"] == str((out / "transforms.json").resolve())
     renders = np.stack([iio.imread(p) for p in sorted((out / "3dgs" / "turn_00" / "renders").glob("*.png"))]) / 255
     assert np.abs(renders - reference.numpy()).max() <= PNG_STEP + 1e-6  # mapped once, not twice
