@@ -27,7 +27,9 @@ CUDA_SOURCE = SOURCE_DIR / "backproject.cu"
 # -fno-trapping-math only lets the masked pixel loops vectorise (it changes no result: FP
 # exceptions are never enabled); -march=native for the widest vectors of this CPU (the build is
 # per machine, and its name carries the CPU's identity). No -ffast-math: it would change numbers.
-CPU_FLAGS = ["-O3", "-fno-trapping-math", "-march=native"]
+# -fopenmp: ATen's parallel_for is a header template that only runs in parallel when the
+# extension itself is compiled with OpenMP (it then shares torch's libgomp and thread count).
+CPU_FLAGS = ["-O3", "-fno-trapping-math", "-march=native", "-fopenmp"]
 
 
 def _build_name() -> str:
@@ -86,6 +88,7 @@ def build_cpu() -> None:
             name=name,
             sources=[str(CPU_SOURCE)],
             extra_cflags=CPU_FLAGS,
+            extra_ldflags=["-fopenmp"],
             build_directory=str(build_dir),
             is_python_module=False,
             verbose=False,
