@@ -62,6 +62,17 @@ def trainer_kind(path: str | Path) -> str | None:
     return None
 
 
+def trainer_step_file(path: str | Path) -> tuple[Path, int] | None:
+    """(trainer folder, step) for one step's checkpoint named inside its folder, existing or not:
+    RUN/nerfstudio_models/step-N.ckpt, RESULTS/ckpts/ckpt_N_rank0.pt; None for anything else."""
+    path = Path(path)
+    for pattern, parent, kind in ((NERFSTUDIO_STEP, "nerfstudio_models", "nerfstudio"), (GSPLAT_CKPT, "ckpts", "gsplat")):
+        match = pattern.fullmatch(path.name)
+        if match and path.parent.name == parent and trainer_kind(path.parent.parent) == kind:
+            return path.parent.parent, int(match.group(1))
+    return None
+
+
 def numbered_files(folder: Path, pattern: re.Pattern, inner: str | None = None) -> dict[int, Path]:
     """{number: path} of the entries of `folder` whose name matches `pattern` (group 1: the number);
     with `inner`, of the file `inner` inside each matching subfolder."""

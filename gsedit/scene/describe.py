@@ -35,15 +35,17 @@ def describe_scene(path: str | Path, iteration: int | None = None) -> list[tuple
 
 def _trainer_lines(path: Path, iteration: int | None) -> list[tuple[str, str]]:
     """What a trainer folder holds: which trainer, the step loaded, its cameras (or why not)."""
-    from gsedit.cameras.trainers import trainer_cameras, trainer_kind
+    from gsedit.cameras.trainers import trainer_cameras
     from gsedit.errors import InputFileError
+    from gsedit.scene.files import trainer_source
     from gsedit.scene.trainers import find_trainer_scene
 
-    if trainer_kind(path) is None:
+    source = trainer_source(path, iteration)
+    if source is None:
         return []
-    lines = [("trainer", find_trainer_scene(path, iteration).describe())]
+    lines = [("trainer", find_trainer_scene(*source).describe())]
     try:
-        cams = trainer_cameras(path)
+        cams = trainer_cameras(source[0])
         lines.append(("cameras", f"{len(cams)} views, {cams.width}x{cams.height}, in the scene's frame"))
     except InputFileError as e:
         lines.append(("cameras", f"unavailable: {e}"))

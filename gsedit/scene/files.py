@@ -14,26 +14,38 @@ from pathlib import Path
 import torch
 
 from gsedit.cameras.camera import Cameras
-from gsedit.cameras.trainers import trainer_kind
+from gsedit.cameras.trainers import trainer_kind, trainer_step_file
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
-from gsedit.scene.splat_formats import splat_format
+from gsedit.scene.splat_formats import file_format
 
 SCENE_SUFFIXES = {".ply": "3dgs", ".spz": "3dgs", ".sog": "3dgs", ".splat": "3dgs", ".ckpt": "nerfacto"}
 SCENE_KINDS = ("a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene, another splat file (.spz, "
                ".compressed.ply, .sog, .splat), or a trainer's output folder (INRIA, nerfstudio splatfacto, gsplat)")
 
 
+def trainer_source(path: str | Path, iteration: int | None = None) -> tuple[Path, int | None] | None:
+    """(trainer folder, iteration) when `path` is a trainer's output folder or one step's checkpoint
+    in it (that step, unless `iteration` names another); None for a scene file."""
+    path = Path(path)
+    if trainer_kind(path) is not None:
+        return path, iteration
+    step_file = trainer_step_file(path)
+    if step_file is None or not path.is_file():
+        return None
+    return step_file[0], step_file[1] if iteration is None else iteration
+
+
 def is_scene_path(path: str | Path) -> bool:
     """A path gsedit reads as a scene (by its name, or a trainer folder by its contents)."""
     path = Path(path)
-    return trainer_kind(path) is not None or (not path.is_dir() and path.suffix.lower() in SCENE_SUFFIXES)
+    return trainer_source(path) is not None or (not path.is_dir() and path.suffix.lower() in SCENE_SUFFIXES)
 
 
 def scene_backend(path: str | Path) -> str:
-    """'3dgs' or 'nerfacto', from the file's suffix (a trainer folder is 3DGS)."""
+    """'3dgs' or 'nerfacto', from the file's suffix (a trainer folder or checkpoint is 3DGS)."""
     path = Path(path)
-    if trainer_kind(path) is not None:
+    if trainer_source(path) is not None:
         return "3dgs"
     backend = None if path.is_dir() else SCENE_SUFFIXES.get(path.suffix.lower())
     if backend is None:
@@ -47,7 +59,7 @@ def scene_label_names(path: str | Path) -> dict[int, str]:
     path = Path(path)
     if scene_backend(path) == "nerfacto":
         return load_scene_file(path, "cpu").label_names()
-    if trainer_kind(path) is not None:
+    if trainer_source(path) is not None:
         return {}
     from gsedit.scene.labels import read_labels
 
@@ -67,17 +79,18 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
         return NerfactoScene.load(path, device)
     from gsedit.scene.gaussian_scene import GaussianScene
 
-    if trainer_kind(path) is None:
+    source = trainer_source(path, iteration)
+    if source is None:
         return GaussianScene.load(path, device)
     from gsedit.scene.trainers import find_trainer_scene, read_trainer_gaussians
 
-    return GaussianScene(read_trainer_gaussians(find_trainer_scene(path, iteration)).to(device))
+    return GaussianScene(read_trainer_gaussians(find_trainer_scene(*source)).to(device))
 
 
 def is_copyable_input(path: str | Path) -> bool:
     """True when the input file is itself what a session stores as turn_00 (a .ply or .ckpt)."""
     path = Path(path)
-    return path.is_file() and (splat_format(path) == "ply" or path.suffix.lower() == ".ckpt")
+    return path.is_file() and (file_format(path) == "ply" or path.suffix.lower() == ".ckpt")
 
 
 # -- the cameras of a scene -------------------------------------------------------------------
@@ -102,18 +115,21 @@ def scene_cameras(
     from gsedit.cameras.formats import load_cameras
 
     if cameras is None:
-        if trainer_kind(scene) is None:
+        source = trainer_source(scene)
+        if source is None:
             raise GseditError(
                 f"{scene} carries no cameras: give --cameras (an INRIA cameras.json, a transforms.json, a COLMAP "
                 "model folder, a trainer's output folder, or orbit:N[@WxH])."
             )
-        cameras = str(scene)
+        cameras = str(source[0])
     cams = load_cameras(cameras, bounds=bounds)
     if dataparser_transforms is None:
         return SceneCameras(cams, cameras, cameras)
-    if cameras.startswith("orbit:"):
-        raise GseditError("--dataparser-transforms maps cameras of a dataset; orbit cameras are made around the scene "
-                          "already, in its frame: drop one of the two.")
+    if cameras.startswith("orbit:") or trainer_kind(cameras) in ("nerfstudio", "gsplat"):
+        raise GseditError(
+            f"--dataparser-transforms maps a dataset's cameras into a nerfstudio run's frame, but the cameras "
+            f"{cameras} are in the scene's frame already (orbit cameras, or a trainer folder's own): drop it."
+        )
     from gsedit.cameras.trainers import camera_source_file, to_nerfstudio_frame
 
     mapped = to_nerfstudio_frame(cams, dataparser_transforms, camera_source_file(Path(cameras)))

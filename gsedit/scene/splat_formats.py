@@ -45,6 +45,13 @@ def splat_format(path: str | Path) -> str | None:
     return None
 
 
+def file_format(path: str | Path) -> str | None:
+    """The format of the file at `path`: its name's, except that a `.ply` holding PlayCanvas chunks
+    is a compressed one whatever its name."""
+    fmt = splat_format(path)
+    return "compressed.ply" if fmt == "ply" and _is_compressed_ply(Path(path)) else fmt
+
+
 def parse_formats(text: str, flag: str = "--export") -> list[str]:
     """'spz,splat' -> ['spz', 'splat']; unknown names are an error naming `flag`."""
     from gsedit.errors import GseditError
@@ -63,8 +70,8 @@ def read_gaussians(path: str | Path) -> Gaussians:
     A `.ply` holding PlayCanvas chunks is read as a compressed one whatever its name.
     """
     path = Path(path)
-    fmt = splat_format(path)
-    if fmt == "ply" and not _is_compressed_ply(path):
+    fmt = file_format(path)
+    if fmt == "ply":
         from gsedit.scene.ply import read_ply
 
         return read_ply(path)
@@ -72,7 +79,7 @@ def read_gaussians(path: str | Path) -> Gaussians:
         raise InputFileError(path, f"file not found; expected a {fmt} splat file.")
     if fmt == "splat":
         return _read_splat(path)
-    return _read_with_gsply(path, "compressed.ply" if fmt == "ply" else fmt)
+    return _read_with_gsply(path, fmt)
 
 
 def _is_compressed_ply(path: Path) -> bool:

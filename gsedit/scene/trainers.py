@@ -29,6 +29,7 @@ from gsedit.cameras.trainers import (
     pick_numbered,
     read_trainer_yaml,
     trainer_kind,
+    trainer_step_file,
 )
 from gsedit.errors import InputFileError
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
@@ -142,9 +143,8 @@ def _gsplat_gaussians(path: Path, state: dict) -> Gaussians:
 
 def is_splatfacto_checkpoint(path: str | Path) -> bool:
     """True for RUN/nerfstudio_models/step-N.ckpt of a nerfstudio run folder (existing or not)."""
-    path = Path(path)
-    return bool(NERFSTUDIO_STEP.fullmatch(path.name)) and path.parent.name == "nerfstudio_models" \
-        and trainer_kind(path.parent.parent) == "nerfstudio"
+    found = trainer_step_file(path)
+    return found is not None and trainer_kind(found[0]) == "nerfstudio"
 
 
 def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gsedit.cli import main
-from gsedit.errors import InputFileError
+from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.files import load_scene_file, scene_cameras
 from gsedit.scene.gaussian_scene import GaussianScene
 from gsedit.scene.ply import write_ply
@@ -239,3 +239,19 @@ def test_an_edited_scene_goes_back_into_the_nerfstudio_run_as_its_latest_step(fo
     assert state["pipeline"]["_model.gauss_params.opacities"].shape == (800, 1)
     reloaded = load_scene_file(run, "cpu")  # what ns-viewer loads too: the latest step
     assert torch.equal(reloaded.gaussians.sh0, edited.sh0) and torch.equal(reloaded.gaussians.means, edited.means)
+
+
+@pytest.mark.parametrize("kind, name", [("nerfstudio", f"nerfstudio_models/step-{DECOY_STEP:09d}.ckpt"),
+                                        ("gsplat", f"ckpts/ckpt_{DECOY_STEP}_rank0.pt")])
+def test_one_checkpoint_of_a_folder_is_that_step_with_the_folder_cameras(folders, kind, name):
+    checkpoint = folders[kind] / name
+    scene = load_scene_file(checkpoint, "cpu")
+    assert torch.equal(scene.gaussians.means, load_scene_file(folders[kind], "cpu", DECOY_STEP).gaussians.means)
+    cams = scene_cameras(checkpoint, None, None, scene.bounds())
+    assert cams.spec == str(folders[kind]) and len(cams.cameras) == 6
+
+
+def test_a_folder_cameras_are_not_mapped_twice(folders):
+    run = folders["nerfstudio"]
+    with pytest.raises(GseditError, match="in the scene's frame already"):
+        scene_cameras(run, None, run / "dataparser_transforms.json", None)
