@@ -116,3 +116,18 @@ def test_opengl_poses_read_as_opencv_are_caught():
     flipped = Cameras(torch.from_numpy(rigid_inverse(c2w)).float(), cams.Ks, 48, 48)
     with pytest.raises(GseditError, match="OpenGL"):
         check_frames(means, torch.full((2000,), 0.05), flipped, "scene.ply", "cameras.json")
+
+
+def test_dataset_cameras_land_where_nerfstudio_dataparser_puts_them(tmp_path):
+    """nerfstudio_dataparser.json: nerfstudio 1.1.5's own dataparser run on a transforms.json with an
+    applied_transform (ns-process-data's); its poses and the dataparser_transforms.json it saves."""
+    from gsedit.cameras.nerfstudio import GL_TO_CV, read_transforms_json
+
+    fixture = json.loads((FIXTURE.parent / "nerfstudio_dataparser.json").read_text())
+    (tmp_path / "transforms.json").write_text(json.dumps(fixture["transforms"]))
+    (tmp_path / "dataparser_transforms.json").write_text(json.dumps(fixture["dataparser_transforms"]))
+    cams = read_transforms_json(tmp_path / "transforms.json")
+    mapped = to_nerfstudio_frame(cams, tmp_path / "dataparser_transforms.json", tmp_path / "transforms.json")
+    assert [Path(n).name for n in mapped.names] == fixture["image_filenames"]
+    opengl = as_numpy(mapped)[0] @ GL_TO_CV
+    np.testing.assert_allclose(opengl[:, :3], fixture["camera_to_worlds"], atol=1e-6)  # nerfstudio's are float32
