@@ -131,3 +131,16 @@ def test_dataset_cameras_land_where_nerfstudio_dataparser_puts_them(tmp_path):
     assert [Path(n).name for n in mapped.names] == fixture["image_filenames"]
     opengl = as_numpy(mapped)[0] @ GL_TO_CV
     np.testing.assert_allclose(opengl[:, :3], fixture["camera_to_worlds"], atol=1e-6)  # nerfstudio's are float32
+
+
+def test_colmap_cameras_land_where_gsplat_parser_puts_them():
+    """gsplat_parser/expected.json: gsplat's own examples/datasets/colmap.py Parser (factor 2,
+    normalize_world_space) on the COLMAP model beside it, points3D included."""
+    from gsedit.cameras.trainers import colmap_in_gsplat_frame
+
+    folder = FIXTURE.parent / "gsplat_parser"
+    expected = json.loads((folder / "expected.json").read_text())
+    cams = colmap_in_gsplat_frame(folder, expected["factor"], normalize=True)
+    assert cams.names == expected["image_names"] and [cams.width, cams.height] == expected["size"]
+    np.testing.assert_allclose(as_numpy(cams)[0], expected["camtoworlds"], atol=1e-6)  # gsedit holds float32 poses
+    np.testing.assert_allclose(cams.Ks[0].double().numpy(), expected["K"], atol=1e-5)
