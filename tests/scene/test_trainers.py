@@ -179,6 +179,10 @@ def test_edit_a_trainer_folder_in_its_frame_with_exports(folders, capture, refer
             assert len(other) == len(ply) and (other.means - ply.means).abs().max() < 1e-3
     session = json.loads((out / "session.json").read_text())
     assert session["cameras"] == str(folders["nerfstudio"].resolve())
+    # the same command with --resume: no turn to run, the formats asked for now are added to every turn
+    assert main(["edit", "--out", str(out), "--resume", "--turn", "make the cube red", "--quiet", "--device", "cpu",
+                 "--export", "compressed.ply"]) == 0
+    assert all((out / turn / "scene.compressed.ply").is_file() for turn in ("turn_00", "turn_01"))
 
 
 def test_dataparser_cameras_are_kept_in_the_session(folders, reference, tmp_path):
