@@ -102,8 +102,10 @@ def _read_with_gsply(path: Path, fmt: str) -> Gaussians:
             data = sogread(path)
         else:
             data = gsply.plyread(path)
-    except ImportError as e:
-        raise InputFileError(path, f"reading {fmt} needs a package that is missing: {e}") from e
+    except ImportError as e:  # .sog's WebP images need imagecodecs (gsply's [sogs] extra)
+        from gsedit.errors import MissingPackageError
+
+        raise MissingPackageError(f"Reading {path}", "imagecodecs", str(e)) from None
     except Exception as e:  # gsply reports broken files with ValueError, struct.error, zlib.error...
         raise InputFileError(path, f"is not a readable {fmt} splat file ({type(e).__name__}: {e}).") from e
     if data is None or len(data.means) == 0:
@@ -217,9 +219,8 @@ def _tensor(array) -> torch.Tensor:
 def _gsply():
     try:
         import gsply
-    except ImportError:
-        from gsedit.errors import GseditError
+    except ImportError as e:
+        from gsedit.errors import MissingPackageError
 
-        raise GseditError("reading or writing .spz, .compressed.ply and .sog needs gsply: "
-                          "`pip install \"gsply[spz,sogs]\"` (a dependency of gsedit).") from None
+        raise MissingPackageError("Reading or writing .spz, .compressed.ply and .sog files", "gsply", str(e)) from None
     return gsply
