@@ -47,9 +47,13 @@ def scene_backend(path: str | Path) -> str:
     path = Path(path)
     if trainer_source(path) is not None:
         return "3dgs"
-    backend = None if path.is_dir() else SCENE_SUFFIXES.get(path.suffix.lower())
+    if path.is_dir():
+        raise InputFileError(path, f"is a folder but not a trainer's output: no point_cloud/iteration_N/ (INRIA), "
+                                   f"config.yml + nerfstudio_models/ (nerfstudio) or cfg.yml + ckpts/ (gsplat); expected {SCENE_KINDS}.")
+    backend = SCENE_SUFFIXES.get(path.suffix.lower())
     if backend is None:
-        raise InputFileError(path, f"expected {SCENE_KINDS}.")
+        found = "" if path.exists() else "not found; "
+        raise InputFileError(path, f"{found}expected {SCENE_KINDS}.")
     return backend
 
 
