@@ -63,10 +63,16 @@ def trainer_kind(path: str | Path) -> str | None:
 
 
 def trainer_step_file(path: str | Path) -> tuple[Path, int] | None:
-    """(trainer folder, step) for one step's checkpoint named inside its folder, existing or not:
-    RUN/nerfstudio_models/step-N.ckpt, RESULTS/ckpts/ckpt_N_rank0.pt; None for anything else."""
+    """(trainer folder, step) for one step's file named inside its folder, existing or not:
+    RUN/nerfstudio_models/step-N.ckpt, RESULTS/ckpts/ckpt_N_rank0.pt, RESULTS/ply/point_cloud_N.ply,
+    MODEL/point_cloud/iteration_N/point_cloud.ply; None for anything else."""
     path = Path(path)
-    for pattern, parent, kind in ((NERFSTUDIO_STEP, "nerfstudio_models", "nerfstudio"), (GSPLAT_CKPT, "ckpts", "gsplat")):
+    if path.name == "point_cloud.ply" and path.parent.parent.name == "point_cloud":
+        match = INRIA_ITERATION.fullmatch(path.parent.name)
+        if match and trainer_kind(path.parents[2]) == "inria":
+            return path.parents[2], int(match.group(1))
+    for pattern, parent, kind in ((NERFSTUDIO_STEP, "nerfstudio_models", "nerfstudio"), (GSPLAT_CKPT, "ckpts", "gsplat"),
+                                  (GSPLAT_PLY, "ply", "gsplat")):
         match = pattern.fullmatch(path.name)
         if match and path.parent.name == parent and trainer_kind(path.parent.parent) == kind:
             return path.parent.parent, int(match.group(1))

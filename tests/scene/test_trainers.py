@@ -245,12 +245,16 @@ def test_an_edited_scene_goes_back_into_the_nerfstudio_run_as_its_latest_step(fo
     assert torch.equal(reloaded.gaussians.sh0, edited.sh0) and torch.equal(reloaded.gaussians.means, edited.means)
 
 
-@pytest.mark.parametrize("kind, name", [("nerfstudio", f"nerfstudio_models/step-{DECOY_STEP:09d}.ckpt"),
-                                        ("gsplat", f"ckpts/ckpt_{DECOY_STEP}_rank0.pt")])
-def test_one_checkpoint_of_a_folder_is_that_step_with_the_folder_cameras(folders, kind, name):
+@pytest.mark.parametrize("kind, name, step", [
+    ("nerfstudio", f"nerfstudio_models/step-{DECOY_STEP:09d}.ckpt", DECOY_STEP),
+    ("gsplat", f"ckpts/ckpt_{DECOY_STEP}_rank0.pt", DECOY_STEP),
+    ("gsplat", f"ply/point_cloud_{STEP}.ply", STEP),
+    ("inria", f"point_cloud/iteration_{DECOY_STEP + 1}/point_cloud.ply", DECOY_STEP + 1),
+])
+def test_one_step_of_a_folder_is_that_step_with_the_folder_cameras(folders, kind, name, step):
     checkpoint = folders[kind] / name
     scene = load_scene_file(checkpoint, "cpu")
-    assert torch.equal(scene.gaussians.means, load_scene_file(folders[kind], "cpu", DECOY_STEP).gaussians.means)
+    assert torch.equal(scene.gaussians.means, load_scene_file(folders[kind], "cpu", step).gaussians.means)
     cams = scene_cameras(checkpoint, None, None, scene.bounds())
     assert cams.spec == str(folders[kind]) and len(cams.cameras) == 6
 
