@@ -10,7 +10,7 @@ JOBS.yaml::
       iters: 1500
     jobs:
       - scene: scenes/bear.ply         # required (a key of `defaults` counts)
-        cameras: scenes/cameras.json   # required: a path or orbit:N[@WxH]
+        cameras: scenes/cameras.json   # a path or orbit:N[@WxH]; default: a trainer folder's own
         turns: ["make the bear a panda", "give him a hat"]   # required
         out: sessions/bear             # required, one folder per job
         name: bear                     # optional, the summary's name (default: out's folder name)
@@ -47,7 +47,8 @@ JOB_KEYS = ("name", "scene", "cameras", "turns", "out")
 #: job keys a `defaults:` mapping may not set: they must differ between jobs
 PER_JOB_KEYS = ("name", "out")
 #: `gsedit edit` options that are not part of a nested config
-EDIT_KEYS = ("method", "editor", "target", "keep", "device", "refine", "ip2p", "sr")
+EDIT_KEYS = ("method", "editor", "target", "keep", "device", "refine", "ip2p", "sr", "iteration",
+             "dataparser_transforms", "export", "frame_check")
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -170,9 +171,14 @@ def _make_job(index: int, options: dict, base: Path, resources: BatchResources) 
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise _Bad(f"unknown option '{key}'{hint}; options are the `gsedit edit` flags.")
-    missing = [k for k in ("scene", "cameras", "turns", "out") if options.get(k) is None]
+    missing = [k for k in ("scene", "turns", "out") if options.get(k) is None]
     if missing:
         raise _Bad(f"missing {', '.join(missing)} (required for every job, or in defaults).")
+    from gsedit.scene.files import trainer_source
+
+    scene = _convert(options["scene"], Path, "scene", base)
+    if options.get("cameras") is None and trainer_source(scene) is None:
+        raise _Bad("missing cameras (required for every job, or in defaults, unless the scene is a trainer's output folder).")
     hints = typing.get_type_hints(Edit, include_extras=False)
     turns = _convert(options["turns"], list[str], "turns", base)
     if not turns or not all(isinstance(t, str) for t in turns):
@@ -186,11 +192,13 @@ def _make_job(index: int, options: dict, base: Path, resources: BatchResources) 
         settings, **_build(EditConfig, _pick(options, settings_keys), base, partial=True)
     )
     settings.validate()
-    cameras = _convert(options["cameras"], str, "cameras", base)
+    cameras = None if options.get("cameras") is None else _convert(options["cameras"], str, "cameras", base)
+    if cameras is not None and not cameras.startswith("orbit:"):
+        cameras = str(base / Path(cameras).expanduser())
     out = _convert(options["out"], Path, "out", base)
     command = Edit(
-        scene=_convert(options["scene"], Path, "scene", base),
-        cameras=cameras if cameras.startswith("orbit:") else str(base / Path(cameras).expanduser()),
+        scene=scene,
+        cameras=cameras,
         turn=turns,
         out=out,
         quiet=True,

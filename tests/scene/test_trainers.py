@@ -263,3 +263,21 @@ def test_a_folder_cameras_are_not_mapped_twice(folders):
     run = folders["nerfstudio"]
     with pytest.raises(GseditError, match="in the scene's frame already"):
         scene_cameras(run, None, run / "dataparser_transforms.json", None)
+
+
+def test_a_batch_job_on_a_trainer_folder_needs_no_cameras(folders, tmp_path):
+    import yaml
+
+    from gsedit.batch import load_jobs
+
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(yaml.safe_dump({"jobs": [
+        {"scene": str(folders["gsplat"]), "turns": ["make the cube red"], "out": "a", "export": "spz"},
+        {"scene": "exports/splat.ply", "turns": ["make the cube red"], "out": "b"},
+    ]}))
+    with pytest.raises(InputFileError, match=r"jobs\[1\]: missing cameras .*unless the scene is a trainer"):
+        load_jobs(jobs)
+    jobs.write_text(yaml.safe_dump({"jobs": [
+        {"scene": str(folders["gsplat"]), "turns": ["make the cube red"], "out": "a", "export": "spz"}]}))
+    (job,) = load_jobs(jobs).jobs
+    assert job.edit.cameras is None and job.edit.export == "spz" and job.edit.scene == folders["gsplat"]
