@@ -189,13 +189,13 @@ def saved_to_original(source: Path | None) -> tuple[np.ndarray, float]:
     data = checks.read_json(source)
     if not isinstance(data, dict) or "frames" not in data:
         return np.eye(4), 1.0  # an INRIA cameras.json: COLMAP's frame
+    scale = checks.positive(source, "the file", "applied_scale", data.get("applied_scale", 1.0))
     applied = data.get("applied_transform")
     if applied is None and (source.parent / "colmap" / "sparse" / "0").exists():
         applied = LEGACY_COLMAP_APPLIED
     if applied is None:
-        return np.eye(4), float(data.get("applied_scale", 1.0))
-    matrix = checks.array(source, "the file", "applied_transform", applied, [(3, 4), (4, 4)])
-    return _homogeneous(matrix), float(data.get("applied_scale", 1.0))
+        return np.eye(4), scale
+    return _homogeneous(checks.array(source, "the file", "applied_transform", applied, [(3, 4), (4, 4)])), scale
 
 
 def to_nerfstudio_frame(cams: Cameras, dataparser_transforms: str | Path, source: Path | None) -> Cameras:
