@@ -281,3 +281,24 @@ def test_a_batch_job_on_a_trainer_folder_needs_no_cameras(folders, tmp_path):
         {"scene": str(folders["gsplat"]), "turns": ["make the cube red"], "out": "a", "export": "spz"}]}))
     (job,) = load_jobs(jobs).jobs
     assert job.edit.cameras is None and job.edit.export == "spz" and job.edit.scene == folders["gsplat"]
+
+
+class _Payload:
+    """A pickled object that would run code on load (weights_only refuses it)."""
+
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_checkpoint_that_is_no_tensors_is_refused_unrun(folders, tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(folders["gsplat"], results)
+    torch.save({"step": STEP + 1, "splats": _Payload()}, results / "ckpts" / f"ckpt_{STEP + 1}_rank0.pt")
+    with pytest.raises(InputFileError, match="not a readable PyTorch checkpoint of tensors"):
+        load_scene_file(results, "cpu")
+    assert "this ran" not in capsys.readouterr().out
+    torch.save({"step": STEP + 1, "splats": {"means": torch.zeros(3, 3)}}, results / "ckpts" / f"ckpt_{STEP + 1}_rank0.pt")
+    with pytest.raises(InputFileError, match="lacks scales, quats, opacities, sh0, shN"):
+        load_scene_file(results, "cpu")
