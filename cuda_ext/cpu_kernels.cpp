@@ -27,6 +27,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -395,6 +396,309 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> intersect_tiles(
   return {flatten_ids, tile_counts, tile_offsets, per_gauss};
 }
 
+// ---------------------------------------------------------------------------- projection
+
+// EWA projection as gsedit/render/projection.py (gsplat's fully fused projection, unpacked): per
+// camera c and Gaussian n, camera-space mean p = R mu + t (culled outside [near, far], where a
+// harmless z = 1 keeps the maths finite), Sigma = R(q) S S R(q)^T, the Jacobian at the mean with
+// x/z, y/z clamped to the field of view + 30%, cov2d = J W Sigma W^T J^T + eps2d I, conic its
+// inverse (det <= 0: culled, det taken as 1), the opacity-aware radii.
+struct Camera {
+  double rot[9], trans[3], fx, fy, cx, cy, lim_x_pos, lim_x_neg, lim_y_pos, lim_y_neg;
+};
+
+template <typename scalar_t>
+std::vector<Camera> cameras_of(const scalar_t* viewmats, const scalar_t* Ks, int64_t n_cams,
+                               int64_t width, int64_t height) {
+  std::vector<Camera> cams(n_cams);
+  for (int64_t c = 0; c < n_cams; ++c) {
+    Camera& cam = cams[c];
+    const scalar_t* v = viewmats + 16 * c;
+    const scalar_t* k = Ks + 9 * c;
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) cam.rot[3 * i + j] = v[4 * i + j];
+      cam.trans[i] = v[4 * i + 3];
+    }
+    cam.fx = k[0], cam.fy = k[4], cam.cx = k[2], cam.cy = k[5];
+    cam.lim_x_pos = (width - cam.cx) / cam.fx + 0.3 * (0.5 * width / cam.fx);
+    cam.lim_x_neg = cam.cx / cam.fx + 0.3 * (0.5 * width / cam.fx);
+    cam.lim_y_pos = (height - cam.cy) / cam.fy + 0.3 * (0.5 * height / cam.fy);
+    cam.lim_y_neg = cam.cy / cam.fy + 0.3 * (0.5 * height / cam.fy);
+  }
+  return cams;
+}
+
+// The world covariance's factors of one Gaussian: normalised quaternion, R(q), M = R(q) S.
+struct Shape {
+  double q[4], norm, rq[9], m[9];
+};
+
+template <typename scalar_t>
+Shape shape_of(const scalar_t* quat, const scalar_t* scale) {
+  Shape sh;
+  const double n = std::sqrt(double(quat[0]) * quat[0] + double(quat[1]) * quat[1] +
+                             double(quat[2]) * quat[2] + double(quat[3]) * quat[3]);
+  sh.norm = std::max(n, 1e-12);
+  for (int i = 0; i < 4; ++i) sh.q[i] = quat[i] / sh.norm;
+  const double w = sh.q[0], x = sh.q[1], y = sh.q[2], z = sh.q[3];
+  const double r[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                       2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                       2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)};
+  for (int i = 0; i < 9; ++i) {
+    sh.rq[i] = r[i];
+    sh.m[i] = r[i] * scale[i % 3];
+  }
+  return sh;
+}
+
+// Everything projection computes for one (camera, Gaussian) pair, kept for the backward.
+struct Projected {
+  double p[3], z;         // camera-space mean, z as used (1 when culled by depth)
+  bool in_depth;
+  double cov_c[9];        // W Sigma W^T
+  double jac[6];          // 2 x 3
+  double tx, ty;          // the clamped x, y (z * clamped x/z)
+  bool clamp_x, clamp_y;  // whether the clamps were active
+  double a, b, c, det;    // cov2d + eps2d I, and its determinant as used
+};
+
+inline void mat3_mul(const double* a, const double* b, double* out) {
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      out[3 * i + j] = a[3 * i] * b[j] + a[3 * i + 1] * b[3 + j] + a[3 * i + 2] * b[6 + j];
+}
+
+inline void mat3_mul_bt(const double* a, const double* b, double* out) {  // a b^T
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      out[3 * i + j] = a[3 * i] * b[3 * j] + a[3 * i + 1] * b[3 * j + 1] + a[3 * i + 2] * b[3 * j + 2];
+}
+
+inline void mat3_at_b(const double* a, const double* b, double* out) {  // a^T b
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      out[3 * i + j] = a[i] * b[j] + a[3 + i] * b[3 + j] + a[6 + i] * b[6 + j];
+}
+
+template <typename scalar_t>
+Projected project_one(const Camera& cam, const Shape& sh, const scalar_t* mean, double near,
+                      double far, double eps2d) {
+  Projected pr;
+  for (int i = 0; i < 3; ++i)
+    pr.p[i] = cam.rot[3 * i] * mean[0] + cam.rot[3 * i + 1] * mean[1] +
+              cam.rot[3 * i + 2] * mean[2] + cam.trans[i];
+  pr.in_depth = pr.p[2] >= near && pr.p[2] <= far;
+  pr.z = pr.in_depth ? pr.p[2] : 1.0;
+  double sigma[9], tmp[9];
+  mat3_mul_bt(sh.m, sh.m, sigma);        // M M^T
+  mat3_mul(cam.rot, sigma, tmp);         // W Sigma
+  mat3_mul_bt(tmp, cam.rot, pr.cov_c);   // W Sigma W^T
+  const double z = pr.z, u = pr.p[0] / z, v = pr.p[1] / z;
+  const double uc = std::min(cam.lim_x_pos, std::max(-cam.lim_x_neg, u));
+  const double vc = std::min(cam.lim_y_pos, std::max(-cam.lim_y_neg, v));
+  pr.clamp_x = uc != u;
+  pr.clamp_y = vc != v;
+  pr.tx = z * uc;
+  pr.ty = z * vc;
+  const double j[6] = {cam.fx / z, 0.0, -cam.fx * pr.tx / (z * z),
+                       0.0, cam.fy / z, -cam.fy * pr.ty / (z * z)};
+  std::copy(j, j + 6, pr.jac);
+  double jc[6];  // J cov_c, 2 x 3
+  for (int r = 0; r < 2; ++r)
+    for (int k = 0; k < 3; ++k)
+      jc[3 * r + k] = j[3 * r] * pr.cov_c[k] + j[3 * r + 1] * pr.cov_c[3 + k] +
+                      j[3 * r + 2] * pr.cov_c[6 + k];
+  const double c00 = jc[0] * j[0] + jc[1] * j[1] + jc[2] * j[2];
+  const double c01 = jc[0] * j[3] + jc[1] * j[4] + jc[2] * j[5];
+  const double c10 = jc[3] * j[0] + jc[4] * j[1] + jc[5] * j[2];
+  const double c11 = jc[3] * j[3] + jc[4] * j[4] + jc[5] * j[5];
+  pr.a = c00 + eps2d;
+  pr.b = 0.5 * (c01 + c10);
+  pr.c = c11 + eps2d;
+  const double det = pr.a * pr.c - pr.b * pr.b;
+  pr.det = det > 0 ? det : 1.0;
+  return pr;
+}
+
+// means [N, 3], quats [N, 4], scales [N, 3], opacities [N], viewmats [C, 4, 4], Ks [C, 3, 3] ->
+// means2d [C, N, 2], conics [C, N, 3], depths [C, N], radii [C, N, 2] int32.
+std::tuple<Tensor, Tensor, Tensor, Tensor> project_forward(
+    const Tensor& means, const Tensor& quats, const Tensor& scales, const Tensor& opacities,
+    const Tensor& viewmats, const Tensor& Ks, int64_t width, int64_t height, double near,
+    double far, double eps2d) {
+  check_floats({&means, &quats, &scales, &opacities, &viewmats, &Ks});
+  const int64_t n = means.size(0), n_cams = viewmats.size(0);
+  auto options = means.options();
+  Tensor means2d = at::empty({n_cams, n, 2}, options);
+  Tensor conics = at::empty({n_cams, n, 3}, options);
+  Tensor depths = at::empty({n_cams, n}, options);
+  Tensor radii = at::empty({n_cams, n, 2}, options.dtype(at::kInt));
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_forward", [&] {
+    const auto cams = cameras_of(viewmats.data_ptr<scalar_t>(), Ks.data_ptr<scalar_t>(), n_cams,
+                                 width, height);
+    const scalar_t *mu = means.data_ptr<scalar_t>(), *q = quats.data_ptr<scalar_t>();
+    const scalar_t *sc = scales.data_ptr<scalar_t>(), *op = opacities.data_ptr<scalar_t>();
+    scalar_t *m2 = means2d.data_ptr<scalar_t>(), *con = conics.data_ptr<scalar_t>();
+    scalar_t* dep = depths.data_ptr<scalar_t>();
+    int32_t* rad = radii.data_ptr<int32_t>();
+    at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t g = begin; g < end; ++g) {
+        const Shape sh = shape_of(q + 4 * g, sc + 3 * g);
+        // The opacity-aware extent, in the reference's dtype.
+        const scalar_t thr = static_cast<scalar_t>(kAlphaThreshold);
+        const scalar_t ratio = std::max(op[g] / thr, scalar_t(1));
+        const scalar_t extent =
+            std::min(std::sqrt(scalar_t(2) * std::log(ratio)), static_cast<scalar_t>(3.33));
+        const bool visible = op[g] >= thr;
+        for (int64_t c = 0; c < n_cams; ++c) {
+          const Projected pr = project_one(cams[c], sh, mu + 3 * g, near, far, eps2d);
+          const int64_t i = c * n + g;
+          const scalar_t mx = static_cast<scalar_t>(cams[c].fx * (pr.p[0] / pr.z) + cams[c].cx);
+          const scalar_t my = static_cast<scalar_t>(cams[c].fy * (pr.p[1] / pr.z) + cams[c].cy);
+          m2[2 * i] = mx;
+          m2[2 * i + 1] = my;
+          con[3 * i] = static_cast<scalar_t>(pr.c / pr.det);
+          con[3 * i + 1] = static_cast<scalar_t>(-pr.b / pr.det);
+          con[3 * i + 2] = static_cast<scalar_t>(pr.a / pr.det);
+          dep[i] = static_cast<scalar_t>(pr.p[2]);
+          const scalar_t rx = std::ceil(extent * std::sqrt(std::max(static_cast<scalar_t>(pr.a), scalar_t(0))));
+          const scalar_t ry = std::ceil(extent * std::sqrt(std::max(static_cast<scalar_t>(pr.c), scalar_t(0))));
+          const bool on_image = mx + rx > 0 && mx - rx < width && my + ry > 0 && my - ry < height;
+          const bool keep = visible && (rx > 0 || ry > 0) && on_image && pr.in_depth &&
+                            pr.a * pr.c - pr.b * pr.b > 0;
+          rad[2 * i] = keep ? static_cast<int32_t>(rx) : 0;
+          rad[2 * i + 1] = keep ? static_cast<int32_t>(ry) : 0;
+        }
+      }
+    });
+  });
+  return {means2d, conics, depths, radii};
+}
+
+// Gradients of project_forward w.r.t. means, quats and scales from those of means2d, conics and
+// depths (radii have none; the cameras are taken as constants).
+std::tuple<Tensor, Tensor, Tensor> project_backward(
+    const Tensor& means, const Tensor& quats, const Tensor& scales, const Tensor& viewmats,
+    const Tensor& Ks, int64_t width, int64_t height, double near, double far, double eps2d,
+    const Tensor& g_means2d, const Tensor& g_conics, const Tensor& g_depths) {
+  check_floats({&means, &quats, &scales, &viewmats, &Ks, &g_means2d, &g_conics, &g_depths});
+  const int64_t n = means.size(0), n_cams = viewmats.size(0);
+  Tensor g_means = at::zeros_like(means), g_quats = at::zeros_like(quats);
+  Tensor g_scales = at::zeros_like(scales);
+  AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_backward", [&] {
+    const auto cams = cameras_of(viewmats.data_ptr<scalar_t>(), Ks.data_ptr<scalar_t>(), n_cams,
+                                 width, height);
+    const scalar_t *mu = means.data_ptr<scalar_t>(), *q = quats.data_ptr<scalar_t>();
+    const scalar_t* sc = scales.data_ptr<scalar_t>();
+    const scalar_t *gm2 = g_means2d.data_ptr<scalar_t>(), *gcon = g_conics.data_ptr<scalar_t>();
+    const scalar_t* gdep = g_depths.data_ptr<scalar_t>();
+    scalar_t *gmu = g_means.data_ptr<scalar_t>(), *gq = g_quats.data_ptr<scalar_t>();
+    scalar_t* gsc = g_scales.data_ptr<scalar_t>();
+    at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+      for (int64_t g = begin; g < end; ++g) {
+        const Shape sh = shape_of(q + 4 * g, sc + 3 * g);
+        double d_sigma[9] = {0};  // dL/dSigma (world), summed over cameras
+        double d_mean[3] = {0};
+        for (int64_t c = 0; c < n_cams; ++c) {
+          const int64_t i = c * n + g;
+          const double gx = gm2[2 * i], gy = gm2[2 * i + 1];
+          const double g0 = gcon[3 * i], g1 = gcon[3 * i + 1], g2 = gcon[3 * i + 2];
+          const double gd = gdep[i];
+          if (gx == 0 && gy == 0 && g0 == 0 && g1 == 0 && g2 == 0 && gd == 0) continue;
+          const Camera& cam = cams[c];
+          const Projected pr = project_one(cam, sh, mu + 3 * g, near, far, eps2d);
+          const double z = pr.z;
+          double d_p[3] = {0, 0, gd};  // dL/dp (camera space); depth is the raw p_z
+          double d_z = 0;              // through the z used (only when in depth)
+          // means2d = (fx x / z + cx, fy y / z + cy)
+          d_p[0] += cam.fx / z * gx;
+          d_p[1] += cam.fy / z * gy;
+          d_z -= (cam.fx * pr.p[0] * gx + cam.fy * pr.p[1] * gy) / (z * z);
+          // conic = inverse of [[a, b], [b, c]] (divided by det as used): dL/dcov2d = -Ci G Ci.
+          const double ia = pr.c / pr.det, ib = -pr.b / pr.det, ic = pr.a / pr.det;
+          double da, db, dc;
+          if (pr.a * pr.c - pr.b * pr.b > 0) {
+            const double G00 = g0, G01 = 0.5 * g1, G11 = g2;
+            // (Ci G Ci) for symmetric 2 x 2 matrices
+            const double t00 = ia * G00 + ib * G01, t01 = ia * G01 + ib * G11;
+            const double t10 = ib * G00 + ic * G01, t11 = ib * G01 + ic * G11;
+            const double m00 = t00 * ia + t01 * ib, m01 = t00 * ib + t01 * ic;
+            const double m11 = t10 * ib + t11 * ic;
+            da = -m00;
+            db = -2.0 * m01;
+            dc = -m11;
+          } else {  // det taken as 1: conic = (c, -b, a)
+            da = g2;
+            db = -g1;
+            dc = g0;
+          }
+          // cov2d = J cov_c J^T (a = c00, b = (c01 + c10) / 2, c = c11)
+          const double Gs[4] = {da, 0.5 * db, 0.5 * db, dc};  // dL/dcov2d, symmetric 2 x 2
+          const double* J = pr.jac;
+          double d_cov_c[9];  // J^T Gs J
+          for (int r = 0; r < 3; ++r)
+            for (int k = 0; k < 3; ++k)
+              d_cov_c[3 * r + k] = J[r] * (Gs[0] * J[k] + Gs[1] * J[3 + k]) +
+                                   J[3 + r] * (Gs[2] * J[k] + Gs[3] * J[3 + k]);
+          double d_jac[6];  // 2 Gs J cov_c
+          for (int r = 0; r < 2; ++r)
+            for (int k = 0; k < 3; ++k) {
+              double acc = 0;
+              for (int m = 0; m < 2; ++m)
+                for (int l = 0; l < 3; ++l)
+                  acc += Gs[2 * r + m] * J[3 * m + l] * pr.cov_c[3 * l + k];
+              d_jac[3 * r + k] = 2.0 * acc;
+            }
+          // J = [[fx/z, 0, -fx tx/z^2], [0, fy/z, -fy ty/z^2]], tx = x or z * clamp
+          d_z += -cam.fx / (z * z) * d_jac[0] - cam.fy / (z * z) * d_jac[4];
+          d_z += 2.0 * cam.fx * pr.tx / (z * z * z) * d_jac[2];
+          d_z += 2.0 * cam.fy * pr.ty / (z * z * z) * d_jac[5];
+          const double d_tx = -cam.fx / (z * z) * d_jac[2];
+          const double d_ty = -cam.fy / (z * z) * d_jac[5];
+          if (pr.clamp_x) d_z += d_tx * (pr.tx / z); else d_p[0] += d_tx;
+          if (pr.clamp_y) d_z += d_ty * (pr.ty / z); else d_p[1] += d_ty;
+          if (pr.in_depth) d_p[2] += d_z;
+          // p = W mu + t
+          for (int k = 0; k < 3; ++k)
+            d_mean[k] += cam.rot[k] * d_p[0] + cam.rot[3 + k] * d_p[1] + cam.rot[6 + k] * d_p[2];
+          // cov_c = W Sigma W^T: dL/dSigma = W^T dL/dcov_c W
+          double tmp[9], d_world[9];
+          mat3_at_b(cam.rot, d_cov_c, tmp);
+          mat3_mul(tmp, cam.rot, d_world);
+          for (int k = 0; k < 9; ++k) d_sigma[k] += d_world[k];
+        }
+        for (int k = 0; k < 3; ++k) gmu[3 * g + k] = static_cast<scalar_t>(d_mean[k]);
+        // Sigma = M M^T: dL/dM = (D + D^T) M; M = R(q) S.
+        double d_m[9];
+        for (int r = 0; r < 3; ++r)
+          for (int k = 0; k < 3; ++k) {
+            double acc = 0;
+            for (int l = 0; l < 3; ++l) acc += (d_sigma[3 * r + l] + d_sigma[3 * l + r]) * sh.m[3 * l + k];
+            d_m[3 * r + k] = acc;
+          }
+        double G[9];  // dL/dR(q)
+        for (int k = 0; k < 9; ++k) G[k] = d_m[k] * sc[3 * g + k % 3];
+        for (int k = 0; k < 3; ++k)
+          gsc[3 * g + k] = static_cast<scalar_t>(d_m[k] * sh.rq[k] + d_m[3 + k] * sh.rq[3 + k] +
+                                                 d_m[6 + k] * sh.rq[6 + k]);
+        const double w = sh.q[0], x = sh.q[1], y = sh.q[2], zq = sh.q[3];
+        const double dq[4] = {
+            2 * (-zq * G[1] + y * G[2] + zq * G[3] - x * G[5] - y * G[6] + x * G[7]),
+            2 * (y * G[1] + zq * G[2] + y * G[3] - 2 * x * G[4] - w * G[5] + zq * G[6] + w * G[7] -
+                 2 * x * G[8]),
+            2 * (-2 * y * G[0] + x * G[1] + w * G[2] + x * G[3] + zq * G[5] - w * G[6] + zq * G[7] -
+                 2 * y * G[8]),
+            2 * (-2 * zq * G[0] - w * G[1] + x * G[2] + w * G[3] - 2 * zq * G[4] + y * G[5] +
+                 x * G[6] + y * G[7])};
+        const double dot = dq[0] * w + dq[1] * x + dq[2] * y + dq[3] * zq;
+        for (int k = 0; k < 4; ++k)
+          gq[4 * g + k] = static_cast<scalar_t>((dq[k] - sh.q[k] * dot) / sh.norm);
+      }
+    });
+  });
+  return {g_means, g_quats, g_scales};
+}
+
 // ---------------------------------------------------------------------------- compositing
 
 struct Lists {
@@ -633,4 +937,6 @@ TORCH_LIBRARY(gsedit_native, m) {
   m.def("composite_forward", &composite_forward);
   m.def("composite_backward", &composite_backward);
   m.def("blend_sums", &blend_sums);
+  m.def("project_forward", &project_forward);
+  m.def("project_backward", &project_backward);
 }

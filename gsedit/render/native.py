@@ -1,9 +1,9 @@
 """The native CPU path: `cuda_ext`'s compiled kernels behind torch_rasterizer's interface.
 
-Tile intersection, compositing (forward and its closed-form backward) and the multi-channel
-back-projection run in C++ with exactly the semantics of the PyTorch reference, which stays the
-twin they are tested against (tests/render/test_native.py); projection and SH stay in PyTorch
-(a few percent of a frame). The kernels are compiled on first use (about 10 s, cached in torch's
+Projection, tile intersection, compositing (each with its closed-form backward) and the
+multi-channel back-projection run in C++ with exactly the semantics of the PyTorch reference,
+which stays the twin they are tested against (tests/render/test_native.py); SH evaluation stays
+in PyTorch (a few percent of a frame). The kernels are compiled on first use (about 10 s, cached in torch's
 extensions folder), never at import, and never required: with GSEDIT_NATIVE=0, without a
 compiler, or when the build fails, `available()` is False, the PyTorch rasterizer runs instead and
 the reason is reported once as a warning.
@@ -19,6 +19,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from gsedit.errors import GseditError
+from gsedit.render.projection import Projection
+from gsedit.render.projection import project_gaussians as project_torch
 from gsedit.render.torch_rasterizer import TileIntersections
 
 ENV_SWITCH = "GSEDIT_NATIVE"  # "0" turns the native path off
@@ -88,6 +90,60 @@ def intersect_tiles(
         tile_h,
     )
     return TileIntersections(ids, counts, offsets, per_gauss, tile_w, tile_h)
+
+
+class _Project(torch.autograd.Function):
+    """The C++ projection and its backward w.r.t. means, quats and scales."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, viewmats, Ks, options):
+        inputs = [t.contiguous() for t in (means, quats, scales, opacities, viewmats, Ks)]
+        means2d, conics, depths, radii = _ops().project_forward(*inputs, *options)
+        ctx.mark_non_differentiable(radii)
+        ctx.save_for_backward(*inputs[:3], *inputs[4:])
+        ctx.options = options
+        return means2d, conics, depths, radii
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_means2d, g_conics, g_depths, _):
+        grads = _ops().project_backward(
+            *ctx.saved_tensors,
+            *ctx.options,
+            g_means2d.contiguous(),
+            g_conics.contiguous(),
+            g_depths.contiguous(),
+        )
+        return (*grads, None, None, None, None)
+
+
+def project_gaussians(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+) -> Projection:
+    """projection.project_gaussians in C++ (same arguments; computed in float64 inside).
+    Cameras that need gradients go through the PyTorch projection, the C++ one treats them as
+    constants."""
+    if viewmats.requires_grad or Ks.requires_grad:
+        return project_torch(
+            means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane,
+            eps2d,
+        )  # fmt: skip
+    viewmats, Ks = viewmats.to(means.dtype), Ks.to(means.dtype)
+    options = (width, height, near_plane, far_plane, eps2d)
+    means2d, conics, depths, radii = _Project.apply(
+        means, quats, scales, opacities, viewmats, Ks, options
+    )
+    return Projection(means2d=means2d, conics=conics, depths=depths, radii=radii)
 
 
 def _lists(isect: TileIntersections) -> tuple[Tensor, Tensor, Tensor]:

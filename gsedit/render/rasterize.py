@@ -155,10 +155,8 @@ def blend_weight_sums(
     n, n_maps = means.shape[0], maps.shape[0]
     maps = maps.to(means.device, means.dtype)
     if not means.is_cuda and cpu_kernels(backend, means.device) == "native":
-        from gsedit.render.projection import project_gaussians
-
         with torch.no_grad():
-            proj = project_gaussians(
+            proj = native.project_gaussians(
                 means, quats, scales, opacities, viewmats, Ks, width, height, near_plane,
                 far_plane, eps2d,
             )  # fmt: skip

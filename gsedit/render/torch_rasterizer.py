@@ -462,24 +462,24 @@ def rasterize_torch(
         features: [C, N, D] per-camera features (colours already evaluated from SH).
         viewmats: [C, 4, 4]; Ks: [C, 3, 3]; backgrounds: [C, D] or None.
         backward: how compositing is differentiated, as in `rasterize_to_pixels`.
-        kernels: "torch" (this module), or "native": tiling and compositing by the C++ kernels of
-            `gsedit.render.native` (CPU; same results, closed-form backward), projection as here.
+        kernels: "torch" (this module), or "native": projection, tiling and compositing by the
+            C++ kernels of `gsedit.render.native` (CPU; same results, closed-form backwards).
 
     Returns:
         render [C, H, W, D + 1] (features, accumulated depth), alpha [C, H, W, 1] and gsplat's
         unpacked `meta` dict.
     """
-    proj = project_gaussians(
-        means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d
-    )
     if kernels == "native":
         from gsedit.render import native
 
-        intersect, composite = native.intersect_tiles, native.rasterize_to_pixels
-        options = {}
+        project, intersect = native.project_gaussians, native.intersect_tiles
+        composite, options = native.rasterize_to_pixels, {}
     else:
-        intersect, composite = intersect_tiles, rasterize_to_pixels
-        options = {"backward": backward}
+        project, intersect = project_gaussians, intersect_tiles
+        composite, options = rasterize_to_pixels, {"backward": backward}
+    proj = project(
+        means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane, eps2d
+    )
     isect = intersect(
         proj.means2d.detach(), proj.radii, proj.depths.detach(), tile_size, width, height
     )

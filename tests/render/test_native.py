@@ -18,6 +18,7 @@ import torch
 import cuda_ext
 from gsedit.errors import GseditError
 from gsedit.render import native
+from gsedit.render.projection import project_gaussians
 from gsedit.render.rasterize import blend_weight_sums
 from gsedit.render.torch_rasterizer import intersect_tiles, rasterize_to_pixels
 from tests.render.test_rasterizer import (
@@ -52,6 +53,40 @@ def composite(splats: dict, width: int, height: int, tile: int, kernels: str):
         )
     isect = tile_lists(splats, tile, width, height, intersect_tiles)
     return rasterize_to_pixels(*(splats[k] for k in DIFFERENTIABLE), isect, width, height, tile)
+
+
+def test_projection_and_its_gradients_match_the_twin():
+    """Clamped Jacobians (means beyond 1.3x the field of view), Gaussians behind the camera and
+    too faint ones (culled), three cameras."""
+    width, height = 23, 17
+    viewmats, Ks = make_cameras(3, width, height)
+    scene = make_scene(60, 1, 0, seed=3)
+    for c, side in enumerate((1.0, -1.0, 1.0)):
+        cam_point = torch.tensor([side * 0.95 * 2.0, 0.4, 2.0], dtype=torch.float64)
+        scene["means"][10 + c] = viewmats[c, :3, :3].T @ (cam_point - viewmats[c, :3, 3])
+        scene["scales"][10 + c] = torch.tensor([0.6, 0.3, 0.5])
+    campos = torch.linalg.inv(viewmats[0])[:3, 3]
+    scene["means"][20] = campos - 2.0 * viewmats[0, 2, :3]  # behind camera 0
+    scene["opacities"][21] = 0.002  # too faint to be seen
+    results = []
+    for project in (native.project_gaussians, project_gaussians):
+        leaves = {k: scene[k].clone().requires_grad_(True) for k in ("means", "quats", "scales")}
+        proj = project(*leaves.values(), scene["opacities"], viewmats, Ks, width, height)
+        g = torch.Generator().manual_seed(0)
+        outputs = (proj.means2d, proj.conics, proj.depths)
+        loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in outputs)
+        loss.backward()
+        results.append((proj, {k: v.grad for k, v in leaves.items()}))
+    (ours, our_grads), (twin, twin_grads) = results
+    assert (twin.radii[0, 20] == 0).all() and (twin.radii[:, 21] == 0).all()
+    assert torch.equal(ours.radii, twin.radii)
+    seen = (twin.radii > 0).all(-1)  # culled Gaussians' other outputs are unused
+    for name in ("means2d", "conics", "depths"):
+        got, want = getattr(ours, name)[seen], getattr(twin, name)[seen]
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12, msg=name)
+    torch.testing.assert_close(ours.depths, twin.depths, atol=1e-12, rtol=0)
+    for name, grad in our_grads.items():
+        torch.testing.assert_close(grad, twin_grads[name], atol=1e-12, rtol=1e-10, msg=name)
 
 
 @pytest.mark.parametrize("tile", [4, 5, 16])
