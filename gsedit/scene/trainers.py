@@ -13,6 +13,7 @@ Checkpoints are read with `torch.load(weights_only=True)`: tensors and plain con
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +82,10 @@ def read_trainer_gaussians(found: TrainerScene) -> Gaussians:
         from gsedit.scene.splat_formats import read_gaussians
 
         return read_gaussians(found.source)
-    state = _load_checkpoint(found.source)
     try:
         if found.kind == "nerfstudio":
-            return _splatfacto_gaussians(found, state)
-        return _gsplat_gaussians(found.source, state)
+            return _splatfacto_gaussians(found, _load_checkpoint(found.source))
+        return _gsplat_gaussians(found.source)
     except ValueError as e:  # Gaussians' shape checks
         raise InputFileError(found.source, f"holds Gaussian tensors of inconsistent shapes ({e}).") from e
 
@@ -128,14 +128,22 @@ def _splatfacto_gaussians(found: TrainerScene, state: dict) -> Gaussians:
     ))
 
 
-def _gsplat_gaussians(path: Path, state: dict) -> Gaussians:
-    splats = state.get("splats")
-    if isinstance(splats, dict) and "sh0" not in splats and "colors" in splats:
-        raise InputFileError(path, "was trained with appearance optimisation (app_opt: colours from a network); "
-                                   "use its exported ply/point_cloud_STEP.ply instead.")
-    p = _params(path, splats, GSPLAT_PARAMS, "")
+def _gsplat_gaussians(rank0: Path) -> Gaussians:
+    """A step's Gaussians: a multi-GPU run keeps a share of them per rank (ckpt_STEP_rankR.pt), which
+    gsplat's viewer concatenates, so every rank's share is read, in rank order."""
+    step = GSPLAT_CKPT.fullmatch(rank0.name).group(1)
+    rank_file = re.compile(rf"ckpt_{step}_rank(\d+)\.pt")
+    ranks = sorted((int(m.group(1)), p) for p in rank0.parent.iterdir() if (m := rank_file.fullmatch(p.name)))
+    shares = []
+    for _, path in ranks:
+        splats = _load_checkpoint(path).get("splats")
+        if isinstance(splats, dict) and "sh0" not in splats and "colors" in splats:
+            raise InputFileError(path, "was trained with appearance optimisation (app_opt: colours from a network); "
+                                       "use its exported ply/point_cloud_STEP.ply instead.")
+        shares.append(_params(path, splats, GSPLAT_PARAMS, ""))
+    p = {name: torch.cat([share[name] for share in shares]) for name in GSPLAT_PARAMS}
     n = len(p["means"])
-    return _checked(path, Gaussians(
+    return _checked(rank0, Gaussians(
         means=p["means"], scales=p["scales"], quats=p["quats"], opacities=p["opacities"].reshape(n),
         sh0=p["sh0"].reshape(n, 1, 3), shN=p["shN"].reshape(n, -1, 3),
     ))

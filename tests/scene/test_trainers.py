@@ -302,3 +302,17 @@ def test_a_checkpoint_that_is_no_tensors_is_refused_unrun(folders, tmp_path, cap
     torch.save({"step": STEP + 1, "splats": {"means": torch.zeros(3, 3)}}, results / "ckpts" / f"ckpt_{STEP + 1}_rank0.pt")
     with pytest.raises(InputFileError, match="lacks scales, quats, opacities, sh0, shN"):
         load_scene_file(results, "cpu")
+
+
+def test_a_multi_gpu_gsplat_step_is_every_rank_share(folders, tmp_path):
+    """simple_trainer on N GPUs saves ckpt_STEP_rankR.pt, each with its share of the Gaussians."""
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(folders["gsplat"], results)
+    whole = torch.load(results / "ckpts" / f"ckpt_{STEP}_rank0.pt", weights_only=True)
+    for rank in range(2):
+        share = {k: v[rank::2] for k, v in whole["splats"].items()}
+        torch.save({"step": STEP + 1, "splats": share}, results / "ckpts" / f"ckpt_{STEP + 1}_rank{rank}.pt")
+    means = load_scene_file(results, "cpu").gaussians.means
+    assert torch.equal(means, torch.cat([whole["splats"]["means"][0::2], whole["splats"]["means"][1::2]]))
