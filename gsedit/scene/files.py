@@ -77,13 +77,15 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
         iteration: of a trainer folder, the iteration/step to load (default: the last).
     """
     path = Path(path)
+    source = trainer_source(path, iteration)
+    if iteration is not None and source is None:
+        raise GseditError(f"--iteration {iteration} picks a step of a trainer's output folder; {path} is one scene file.")
     if scene_backend(path) == "nerfacto":
         from gsedit.scene.nerfacto import NerfactoScene
 
         return NerfactoScene.load(path, device)
     from gsedit.scene.gaussian_scene import GaussianScene
 
-    source = trainer_source(path, iteration)
     if source is None:
         return GaussianScene.load(path, device)
     from gsedit.scene.trainers import find_trainer_scene, read_trainer_gaussians
@@ -92,9 +94,10 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
 
 
 def is_copyable_input(path: str | Path) -> bool:
-    """True when the input file is itself what a session stores as turn_00 (a .ply or .ckpt)."""
+    """True when the input file is itself what a session stores as turn_00: a .ply or .ckpt that is
+    not one step of a trainer folder (which --iteration may swap for another step)."""
     path = Path(path)
-    return path.is_file() and (file_format(path) == "ply" or path.suffix.lower() == ".ckpt")
+    return path.is_file() and trainer_source(path) is None and (file_format(path) == "ply" or path.suffix.lower() == ".ckpt")
 
 
 # -- the cameras of a scene -------------------------------------------------------------------

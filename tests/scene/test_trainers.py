@@ -27,6 +27,7 @@ from tests.scene.trainer_folders import (
     write_nerfstudio_run,
 )
 
+DATA_PLY = Path(__file__).parent / "data" / "splats.ply"
 PNG_STEP = 1 / 255  # renders written as 8-bit PNG: equal images differ by at most one rounding step
 FLOAT_TOL = 2e-4  # the same scene in another frame: float32 transforms of the Gaussians and the poses
 
@@ -316,3 +317,8 @@ def test_a_multi_gpu_gsplat_step_is_every_rank_share(folders, tmp_path):
         torch.save({"step": STEP + 1, "splats": share}, results / "ckpts" / f"ckpt_{STEP + 1}_rank{rank}.pt")
     means = load_scene_file(results, "cpu").gaussians.means
     assert torch.equal(means, torch.cat([whole["splats"]["means"][0::2], whole["splats"]["means"][1::2]]))
+
+
+def test_iteration_on_a_scene_file_is_refused(folders):
+    with pytest.raises(GseditError, match="--iteration 7000 picks a step of a trainer's output folder"):
+        load_scene_file(DATA_PLY, "cpu", iteration=7000)
