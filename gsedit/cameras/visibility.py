@@ -24,7 +24,8 @@ NEAR = 0.01  # gsplat's default near plane
 MIN_OPACITY = 1 / 255  # fainter Gaussians leave no trace in an 8-bit render
 MIN_SPAN = 0.2  # what a view sees must span at least this much of its longer side
 MIN_VIEWS = 0.5  # the fraction of the views that must see the scene
-MAX_POINTS = 200_000  # a fixed-stride subset of larger scenes is enough to tell
+MAX_POINTS = 50_000  # a fixed-stride subset of larger scenes is enough to tell
+VIEW_CHUNK = 32  # views projected together: bounded memory (~30 MB) for any number of views
 
 
 @dataclass
@@ -50,30 +51,32 @@ def visibility(means: Tensor, radii: Tensor, cameras: Cameras) -> Visibility:
     if len(means) > MAX_POINTS:
         step = -(-len(means) // MAX_POINTS)
         means, radii = means[::step], radii[::step]
-    means, radii = means.double().cpu(), radii.double().cpu()
-    viewmats, Ks = cameras.viewmats.double().cpu(), cameras.Ks.double().cpu()
-    inside, span, front = [], [], torch.zeros(len(means), dtype=torch.bool)
-    for viewmat, K in zip(viewmats, Ks):
-        cam = means @ viewmat[:3, :3].T + viewmat[:3, 3]  # [N, 3] camera space
-        z = cam[:, 2]
-        ahead = z > NEAR
-        front |= ahead
-        z = z.clamp_min(NEAR)
-        u = K[0, 0] * cam[:, 0] / z + K[0, 2]  # [N] pixels
-        v = K[1, 1] * cam[:, 1] / z + K[1, 2]
-        seen = ahead & (u >= 0) & (u < cameras.width) & (v >= 0) & (v < cameras.height)
-        inside.append(int(seen.sum()))
-        span.append(_footprint_span(u[seen], v[seen], (K[0, 0] * radii / z)[seen], cameras.width, cameras.height))
-    return Visibility(torch.tensor(inside), torch.tensor(span), int(front.sum()))
+    means, radii = means.float().cpu().contiguous(), radii.float().cpu().contiguous()
+    parts = [_project(means, radii, cameras[i : i + VIEW_CHUNK]) for i in range(0, len(cameras), VIEW_CHUNK)]
+    return Visibility(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+                      int(torch.stack([p[2] for p in parts]).any(dim=0).sum()))
 
 
-def _footprint_span(u: Tensor, v: Tensor, r: Tensor, width: int, height: int) -> float:
-    """Extent of the discs (u, v, r) [M] within the image, as a fraction of its longer side."""
-    if len(u) == 0:
-        return 0.0
-    wide = ((u + r).max().clamp(max=width) - (u - r).min().clamp(min=0)) / width
-    tall = ((v + r).max().clamp(max=height) - (v - r).min().clamp(min=0)) / height
-    return float(max(wide, tall))
+def _project(means: Tensor, radii: Tensor, cameras: Cameras) -> tuple[Tensor, Tensor, Tensor]:
+    """([C] centres inside each view, [C] their footprints' span, [N] in front of some camera)."""
+    viewmats, Ks = cameras.viewmats.float().cpu(), cameras.Ks.float().cpu()
+    cam = means @ viewmats[:, :3, :3].transpose(1, 2) + viewmats[:, None, :3, 3]  # [C, N, 3] camera space
+    ahead = cam[..., 2] > NEAR  # [C, N]
+    z = cam[..., 2].clamp_min(NEAR)
+    u = Ks[:, None, 0, 0] * cam[..., 0] / z + Ks[:, None, 0, 2]  # [C, N] pixels
+    v = Ks[:, None, 1, 1] * cam[..., 1] / z + Ks[:, None, 1, 2]
+    r = Ks[:, None, 0, 0] * radii / z  # [C, N] footprint radii in pixels
+    seen = ahead & (u >= 0) & (u < cameras.width) & (v >= 0) & (v < cameras.height)
+    wide = _extent(u, r, seen, cameras.width)
+    tall = _extent(v, r, seen, cameras.height)
+    return seen.sum(dim=1), torch.maximum(wide, tall), ahead.any(dim=0)
+
+
+def _extent(x: Tensor, r: Tensor, seen: Tensor, size: int) -> Tensor:
+    """[C] extent of the seen discs (x ± r) [C, N] along one image axis, clipped to it, over its size."""
+    hi = torch.where(seen, x + r, -torch.inf).amax(dim=1).clamp(max=size)
+    lo = torch.where(seen, x - r, torch.inf).amin(dim=1).clamp(min=0)
+    return ((hi - lo) / size).clamp(min=0)
 
 
 def check_frames(means: Tensor, radii: Tensor, cameras: Cameras, scene_name: str, cameras_name: str) -> None:
