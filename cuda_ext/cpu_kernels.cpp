@@ -847,7 +847,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_backward(
       w.assign(s, scalar_t(0));
       const int64_t y0 = tiling.y0(tile), ny = tiling.ny(tile);
       const scalar_t px0 = static_cast<scalar_t>(tiling.x0(tile)) + scalar_t(0.5);
-      const scalar_t half = scalar_t(-0.5);
       for (int64_t k = end - 1; k >= 0; --k) {
         const scalar_t* row = geo.row(k);
         auto [j0, j1] = box_rows(row, y0, ny);

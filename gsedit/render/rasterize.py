@@ -22,6 +22,7 @@ from gsedit.render.torch_rasterizer import rasterize_torch
 Backend = Literal["auto", "torch", "native", "gsplat"]
 GSPLAT_TILE_SIZE = 16
 TORCH_TILE_SIZE = 8
+NATIVE_TILE_SIZE = 16  # the native kernels walk whole tile rows as vectors: longer rows pay
 
 
 @dataclass
@@ -74,7 +75,8 @@ def rasterize(
             or "auto" = gsplat for CUDA tensors, else native when it builds (not with
             GSEDIT_NATIVE=0), else torch.
         tile_size: tile side in pixels; it does not change the result, only speed. None: 16 for
-            gsplat (its tested value), 8 for torch (less wasted work per tile on CPU).
+            gsplat (its tested value), 8 for torch (less wasted work per tile on CPU), 16 for
+            native (its pixel loops are vectors along tile rows).
     """
     n_feat = _check_inputs(
         means,
@@ -93,15 +95,17 @@ def rasterize(
         tile_size,
     )
     use_gsplat = backend == "gsplat" or (backend == "auto" and means.is_cuda)
-    if tile_size is None:
-        tile_size = GSPLAT_TILE_SIZE if use_gsplat else TORCH_TILE_SIZE
     options = {}
     if use_gsplat:
         from gsedit.render.gsplat_backend import gsplat_sh as sh_fn
         from gsedit.render.gsplat_backend import rasterize_gsplat as impl
+
+        default_tile = GSPLAT_TILE_SIZE
     else:
         sh_fn, impl = eval_sh, rasterize_torch
         options["kernels"] = cpu_kernels(backend, means.device)
+        default_tile = NATIVE_TILE_SIZE if options["kernels"] == "native" else TORCH_TILE_SIZE
+    tile_size = tile_size or default_tile
     features = _features(means, colors, viewmats, sh_degree, extras, sh_fn)  # [C, N, D + E]
     render, alpha, info = impl(
         means,
@@ -161,12 +165,12 @@ def blend_weight_sums(
                 far_plane, eps2d,
             )  # fmt: skip
             isect = native.intersect_tiles(
-                proj.means2d, proj.radii, proj.depths, TORCH_TILE_SIZE, width, height
+                proj.means2d, proj.radii, proj.depths, NATIVE_TILE_SIZE, width, height
             )
             opac = opacities[None].expand(viewmats.shape[0], -1)
             sums = native.blend_sums(
                 proj.means2d, proj.conics, opac, isect, maps.permute(1, 2, 3, 0), width, height,
-                TORCH_TILE_SIZE,
+                NATIVE_TILE_SIZE,
             )  # fmt: skip
         return sums.reshape(-1, n, n_maps + 1).sum(0)
     probe = torch.zeros(n, n_maps + 1, device=means.device, dtype=means.dtype, requires_grad=True)
