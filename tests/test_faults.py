@@ -150,7 +150,7 @@ def test_the_same_command_line_plus_resume_adds_nothing_and_appends_only_new_tur
 
 
 def _interrupt_save_images(monkeypatch, at: int):
-    import gsedit.edit.engine as engine
+    from gsedit.edit import engine
 
     calls = {"n": 0}
     save = engine.save_images
@@ -165,7 +165,7 @@ def _interrupt_save_images(monkeypatch, at: int):
 
 
 def _interrupt_report(monkeypatch):
-    import gsedit.report as report
+    from gsedit import report
 
     def interrupted(session):
         raise KeyboardInterrupt
@@ -174,7 +174,7 @@ def _interrupt_report(monkeypatch):
 
 
 def _interrupt_editor(monkeypatch, at: int):
-    import gsedit.edit.run as run
+    from gsedit.edit import run
 
     monkeypatch.setattr(run, "build_editor", lambda plugins, device: InterruptingEditor(at))
 
@@ -217,6 +217,9 @@ def test_compare_resumes_after_ctrl_c(scene, reference, tmp_path, monkeypatch, c
     assert turns_of(out / "3dgs") == [(A, "done"), (B, "done")]
     assert_same_turns(out / "3dgs", reference)  # the same scene, settings and seeds as `gsedit edit`
     assert main([*argv, "--resume"]) == 0 and len(turns_of(out / "3dgs")) == 2
+    changed = [*edit_argv(scene, out, (A, C), command="compare"), "--backends", "3dgs", "--resume"]
+    assert main(changed) == 1 and "--turn 2 ('make the sphere blue') differs from turn 2" in said(capsys)
+    assert len(json.loads((out / "compare.json").read_text())["turns"]) == 2
     assert_shareable(out)
 
 
@@ -228,7 +231,7 @@ def esrgan(tmp_path_factory) -> Path:
 
 
 def test_refine_interrupted_leaves_the_session_as_it_was(reference, esrgan, tmp_path, monkeypatch, capsys):
-    import gsedit.edit.refine as refine
+    from gsedit.edit import refine
 
     out = tmp_path / "D"
     shutil.copytree(reference, out)
@@ -314,7 +317,7 @@ def test_a_second_writer_is_refused_at_once_and_sigint_keeps_turn_1(scene, tmp_p
     argv = edit_argv(scene, out, iters=300)
     proc = _start(argv)
     try:
-        _wait_for(_running(out, 2), proc)
+        _wait_for(lambda: _running(out, 2)() and list(out.glob(".turn_02.*.tmp")), proc)
         kept = {name: (out / name).read_bytes() for name in ("session.json", ".lock")}
         turn1 = turn_files(out, 1)
 
@@ -368,7 +371,7 @@ def test_kill_9_leaves_no_stale_lock(scene, tmp_path):
     out = tmp_path / "D"
     proc = _start(edit_argv(scene, out, iters=300))
     try:
-        _wait_for(_running(out, 1), proc)
+        _wait_for(lambda: _running(out, 1)() and list(out.glob(".turn_01.*.tmp")), proc)
     finally:
         proc.kill()  # SIGKILL: no handler runs
         proc.communicate(timeout=60)
@@ -384,7 +387,7 @@ def test_kill_9_leaves_no_stale_lock(scene, tmp_path):
 
 def _failing_ply_write(monkeypatch, code: int, at: int):
     """The `at`-th .ply write fails with OSError `code`, naming the (temporary) file it wrote."""
-    import gsedit.scene.ply as ply
+    from gsedit.scene import ply
 
     write, calls = ply.write_ply, {"n": 0}
 
@@ -441,7 +444,7 @@ def test_an_output_folder_that_cannot_be_made(scene, reference, tmp_path, monkey
 
 def test_optimisation_going_nan_stops_the_turn_and_writes_no_nan_ply(scene, reference, tmp_path, monkeypatch,
                                                                      capsys):
-    import gsedit.edit.run as run
+    from gsedit.edit import run
     from gsedit.scene.ply import read_ply
 
     class NaNEditor(SyntheticEditor):

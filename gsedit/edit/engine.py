@@ -18,8 +18,8 @@ from gsedit.cameras import Cameras
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
 from gsedit.edit.session import Session, TurnRecord
-from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.errors import GseditError
+from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import NonFiniteError, Scene
 
 

@@ -19,8 +19,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from gsedit.errors import GseditError
 
@@ -78,7 +78,7 @@ class FolderLock:
         self.folder = Path(folder)
         self._key: Path | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         """Takes the lock, or raises SessionBusyError at once; removes what a killed writer left."""
         if self._key is not None:
             return self
@@ -117,7 +117,7 @@ class FolderLock:
                 os.close(entry[0])  # closing drops the flock; the file stays (removing it would race)
         self._key = None
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
