@@ -508,10 +508,14 @@ class NerfactoScene(Scene):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle, zip and tensor errors all mean "not our checkpoint"
+            if "Weights only load failed" in str(exc):
+                why = ("it holds pickled Python objects besides tensors, which gsedit never loads: "
+                       "unpickling them could run code")
+            else:  # torch's messages run to several paragraphs: the first line says it
+                why = f"torch.load could not read it: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
             raise InputFileError(
                 path,
-                "not a PyTorch checkpoint (torch.load could not read it: "
-                f"{type(exc).__name__}: {exc}); gsedit nerfacto scenes are written by "
+                f"not a PyTorch checkpoint ({why}); gsedit nerfacto scenes are written by "
                 "`gsedit fit --backend nerfacto` and by nerfacto edit sessions.",
             ) from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
