@@ -239,6 +239,7 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
     from gsedit.scene.files import load_scene_file, scene_backend
 
     session = start_or_resume(args, device, lock, turns)
+    formats = export_formats(args.export, scene_backend(session.scene_path(0)))
     if not session.pending():
         console.print(f"nothing to do: every turn of {session.folder} that the --turn list names is finished.")
     plugins = session.data["plugins"]
@@ -252,7 +253,6 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
         segmenter=segmenter,
         after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats),
     )
-    formats = export_formats(args.export, scene_backend(session.scene_path(0)))
     export_turns(session, range(session.last_finished() + 1), formats, load_scene)
     if args.turntable:
         _after_turn(session, None, load_scene, True)
