@@ -233,7 +233,8 @@ class Convert:
     """A splat file (.ply, .spz, .compressed.ply, .sog, .splat), a trainer's output folder, or a gsedit nerfacto .ckpt."""
     out: Path
     """The new scene: a splat file (3DGS: .ply, .spz, .compressed.ply, .splat), a .ckpt (nerfacto), or a new
-    RUN/nerfstudio_models/step-N.ckpt of a nerfstudio splatfacto run (for ns-viewer)."""
+    step of a trainer's folder in its layout, for its viewer: RUN/nerfstudio_models/step-N.ckpt,
+    RESULTS/ckpts/ckpt_N_rank0.pt, RESULTS/ply/point_cloud_N.ply, MODEL/point_cloud/iteration_N/point_cloud.ply."""
     cameras: str | None = None
     """Views to refit on (needed only for a refit): as for gsedit edit; default: a trainer folder's own."""
     iteration: Annotated[int | None, tyro.conf.arg(help=ITERATION_HELP)] = None
@@ -246,12 +247,12 @@ class Convert:
     def run(self) -> None:
         from gsedit.compare import refit
         from gsedit.scene.files import scene_backend
-        from gsedit.scene.trainers import is_splatfacto_checkpoint, write_splatfacto_checkpoint
+        from gsedit.scene.trainers import trainer_step_target, write_trainer_step
 
         self.refit.validate()
-        if is_splatfacto_checkpoint(self.out):  # back into a nerfstudio run, for ns-viewer
-            path = write_splatfacto_checkpoint(load_scene_file(self.scene, "cpu", self.iteration).gaussians, self.out)
-            print(f"wrote {self.scene} as the nerfstudio checkpoint {path}")
+        if trainer_step_target(self.out):  # back into a trainer's folder, for its viewer
+            path = write_trainer_step(load_scene_file(self.scene, "cpu", self.iteration).gaussians, self.out)
+            print(f"wrote {self.scene} as the {trainer_step_target(self.out)} step {path}")
             return
         backend = scene_backend(self.out)
         if scene_backend(self.scene) == backend == "3dgs":

@@ -149,10 +149,37 @@ def _gsplat_gaussians(rank0: Path) -> Gaussians:
     ))
 
 
-def is_splatfacto_checkpoint(path: str | Path) -> bool:
-    """True for RUN/nerfstudio_models/step-N.ckpt of a nerfstudio run folder (existing or not)."""
+def trainer_step_target(path: str | Path) -> str | None:
+    """The trainer ('inria', 'nerfstudio', 'gsplat') whose folder `path` names a new or existing step
+    file of (RUN/nerfstudio_models/step-N.ckpt, RESULTS/ckpts/ckpt_N_rank0.pt,
+    RESULTS/ply/point_cloud_N.ply, MODEL/point_cloud/iteration_N/point_cloud.ply); None otherwise."""
     found = trainer_step_file(path)
-    return found is not None and trainer_kind(found[0]) == "nerfstudio"
+    return None if found is None else trainer_kind(found[0])
+
+
+def write_trainer_step(gaussians: Gaussians, path: str | Path) -> Path:
+    """Writes `gaussians` (in the trainer's frame) as the step file `path` of its trainer folder, in
+    the trainer's own layout, so that its viewer, which loads the latest step, shows them: an INRIA
+    or gsplat .ply without gsedit's extra channels, a gsplat checkpoint's `splats`, a splatfacto
+    checkpoint (`write_splatfacto_checkpoint`)."""
+    from dataclasses import replace
+
+    from gsedit.atomic import atomic_path
+    from gsedit.scene.ply import write_ply
+
+    path = Path(path)
+    kind = trainer_step_target(path)
+    if kind == "nerfstudio":
+        return write_splatfacto_checkpoint(gaussians, path)
+    plain = replace(gaussians.to("cpu"), extras={})
+    if path.suffix == ".ply":
+        write_ply(plain, path)
+        return path
+    step = int(GSPLAT_CKPT.fullmatch(path.name).group(1))
+    splats = {name: getattr(plain, name).detach().clone() for name in GSPLAT_PARAMS}
+    with atomic_path(path) as tmp:
+        torch.save({"step": step, "splats": splats}, tmp)
+    return path
 
 
 def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:

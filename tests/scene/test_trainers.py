@@ -322,3 +322,29 @@ def test_a_multi_gpu_gsplat_step_is_every_rank_share(folders, tmp_path):
 def test_iteration_on_a_scene_file_is_refused(folders):
     with pytest.raises(GseditError, match="--iteration 7000 picks a step of a trainer's output folder"):
         load_scene_file(DATA_PLY, "cpu", iteration=7000)
+
+
+@pytest.mark.parametrize("kind, name", [("inria", f"point_cloud/iteration_{STEP + 2}/point_cloud.ply"),
+                                        ("gsplat", f"ckpts/ckpt_{STEP + 1}_rank0.pt"),
+                                        ("gsplat", f"ply/point_cloud_{STEP + 1}.ply")])
+def test_an_edited_scene_goes_back_into_its_folder_in_the_trainer_layout(folders, kind, name, tmp_path):
+    import shutil
+
+    from plyfile import PlyData
+
+    from gsedit.scene.ply import inria_property_names
+
+    folder = tmp_path / kind
+    shutil.copytree(folders[kind], folder)
+    edited = load_scene_file(folder, "cpu").gaussians
+    edited.sh0[:, 0, 0] += 1.0
+    edited.extras["relevance"] = torch.rand(len(edited))  # gsedit's own channel, unknown to the trainer
+    write_ply(edited, tmp_path / "edited.ply")
+    assert main(["convert", str(tmp_path / "edited.ply"), "--out", str(folder / name)]) == 0
+    if name.endswith(".ply"):  # exactly the properties the trainer writes
+        names = [p.name for p in PlyData.read(str(folder / name))["vertex"].properties]
+        assert names == inria_property_names(edited.sh_degree)
+    else:
+        assert set(torch.load(folder / name, weights_only=True)["splats"]) == {"means", "scales", "quats", "opacities",
+                                                                                "sh0", "shN"}
+    assert torch.equal(load_scene_file(folder, "cpu").gaussians.sh0, edited.sh0)  # the latest step now
