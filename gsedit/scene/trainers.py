@@ -6,9 +6,11 @@
   pipeline's `_model.` prefix): log scales, wxyz quaternions, logit opacities [N, 1], and colours
   as SH (`features_dc` is a colour logit when the model's `sh_degree` is 0, as `ns-export` knows).
 - gsplat: the latest `ckpts/ckpt_STEP_rank0.pt` (its `splats`: means, scales, quats, opacities,
-  sh0 [N, 1, 3], shN [N, K-1, 3], gsplat's own names), else the latest `ply/point_cloud_STEP.ply`.
+  sh0 [N, 1, 3], shN [N, K-1, 3], gsplat's own names; a multi-GPU run's ranks each hold a share, in
+  ckpt_STEP_rankR.pt), else the latest `ply/point_cloud_STEP.ply`.
 
 Checkpoints are read with `torch.load(weights_only=True)`: tensors and plain containers only.
+`write_trainer_step` writes an edited scene back as a new step in the trainer's own layout.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:
     latest = find_trainer_scene(run)
     state = _load_checkpoint(latest.source)
     pipeline = dict(state.get("pipeline", {}))
-    prefix = next(k for k in pipeline if k.endswith("gauss_params.means"))[: -len("means")]
+    _params(latest.source, pipeline, SPLATFACTO_PARAMS, "gauss_params.")  # a splatfacto state to build on
+    prefix = next(k for k in pipeline if isinstance(k, str) and k.endswith("gauss_params.means"))[: -len("means")]
     sh_degree = lookup(read_trainer_yaml(run / "config.yml"), "pipeline", "model", "sh_degree")
     sh_degree = 3 if sh_degree is None else int(sh_degree)
     g = gaussians.to("cpu")
