@@ -198,13 +198,15 @@ class Fit:
             random_init,
             read_point_cloud,
         )
+        from gsedit.scene.gaussian_scene import GaussianScene
 
         device = resolve_device(self.device)
         images, cams = images_for_cameras(self.images, load_cameras(self.cameras))
         if self.backend == "nerfacto":
             self._fit_nerfacto(images, cams, device)
             return
-        start = init_from_points(*read_point_cloud(self.init)) if self.init else random_init(cams, self.points)
+        start = GaussianScene(init_from_points(*read_point_cloud(self.init)) if self.init
+                              else random_init(cams, self.points))
         start.config.fit = self.recipe
         scene = start.to(device)
         with fit_progress(self.quiet, self.iters) as on_step:

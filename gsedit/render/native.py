@@ -19,9 +19,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from gsedit.errors import GseditError
-from gsedit.render.projection import Projection
+from gsedit.render.projection import Projection, TileIntersections
 from gsedit.render.projection import project_gaussians as project_torch
-from gsedit.render.torch_rasterizer import TileIntersections
 
 ENV_SWITCH = "GSEDIT_NATIVE"  # "0" turns the native path off
 

@@ -140,3 +140,15 @@ def _radii(
     on_image = ((hi > 0) & (lo < size)).all(-1)  # [C, N]
     keep = visible & (radius > 0).any(-1) & on_image
     return radius * keep[..., None]
+
+
+@dataclass
+class TileIntersections:
+    """Every (Gaussian, tile) overlap, sorted by camera, tile and depth (gsplat's `isect_tiles`)."""
+
+    flatten_ids: Tensor  # [M] int64 indices into the flattened [C * N] Gaussians
+    tile_counts: Tensor  # [C * T] int64 number of Gaussians listed in each tile
+    tile_offsets: Tensor  # [C * T] int64 start of each tile's list in flatten_ids
+    tiles_per_gauss: Tensor  # [C, N] int32
+    tile_width: int
+    tile_height: int

@@ -54,7 +54,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
-from gsedit.render.projection import ALPHA_THRESHOLD, project_gaussians
+from gsedit.render.projection import ALPHA_THRESHOLD, TileIntersections, project_gaussians
 
 MAX_ALPHA = 0.999  # gsplat clamps alpha below 1 so that 1 - alpha can be divided by
 MIN_TRANSMITTANCE = 1e-4  # a pixel stops when T would fall to this or below
@@ -62,18 +62,6 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22  # (list entry, pixel) pairs per chunk of tiles
 DEFAULT_SLAB = 32  # fewest list entries per step between early-exit checks
 DEFAULT_SLAB_ELEMENTS = 1 << 20  # (entry, pixel) pairs aimed at per step
 BACKWARD_BLOCK_ELEMENTS = 1 << 19  # (entry, pixel) pairs per step of backward's retrace
-
-
-@dataclass
-class TileIntersections:
-    """Every (Gaussian, tile) overlap, sorted by camera, tile and depth (gsplat's `isect_tiles`)."""
-
-    flatten_ids: Tensor  # [M] int64 indices into the flattened [C * N] Gaussians
-    tile_counts: Tensor  # [C * T] int64 number of Gaussians listed in each tile
-    tile_offsets: Tensor  # [C * T] int64 start of each tile's list in flatten_ids
-    tiles_per_gauss: Tensor  # [C, N] int32
-    tile_width: int
-    tile_height: int
 
 
 @torch.no_grad()

@@ -9,72 +9,78 @@ backward of probe channels through the PyTorch or gsplat rasterizer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
 
-if TYPE_CHECKING:
-    from gsedit.scene.gaussian_scene import GaussianScene
+
+@dataclass(frozen=True)
+class FrozenGeometry:
+    """A Gaussian scene's geometry, detached and activated: what back-projection renders with."""
+
+    means: Tensor  # [N, 3]
+    quats: Tensor  # [N, 4]
+    scales: Tensor  # [N, 3] (exp of the log scales)
+    opacities: Tensor  # [N] (sigmoid of the logits)
+    backend: str  # the rasterizer backend, as GaussianSceneConfig.backend
+    render_batch: int  # views rendered at once
+
+    @classmethod
+    def from_params(cls, params, backend: str, render_batch: int) -> FrozenGeometry:
+        """From gsplat-named parameters (log scales, logit opacities)."""
+        return cls(
+            means=params["means"].detach(),
+            quats=params["quats"].detach(),
+            scales=torch.exp(params["scales"].detach()),
+            opacities=torch.sigmoid(params["opacities"].detach()),
+            backend=backend,
+            render_batch=render_batch,
+        )
+
+    def __len__(self) -> int:
+        return self.means.shape[0]
 
 
-def render_features(scene: GaussianScene, cameras: Cameras, features: Tensor) -> Tensor:
-    """[C, H, W, D] per-Gaussian `features` [N, D] composited over the scene's frozen geometry."""
+def render_features(geometry: FrozenGeometry, cameras: Cameras, features: Tensor) -> Tensor:
+    """[C, H, W, D] per-Gaussian `features` [N, D] composited over the frozen geometry."""
     from gsedit.render.rasterize import rasterize
 
-    p = scene.params
+    g = geometry
     return rasterize(
-        means=p["means"].detach(),
-        quats=p["quats"].detach(),
-        scales=torch.exp(p["scales"].detach()),
-        opacities=torch.sigmoid(p["opacities"].detach()),
-        colors=features,
-        viewmats=cameras.viewmats,
-        Ks=cameras.Ks,
-        width=cameras.width,
-        height=cameras.height,
-        sh_degree=None,
-        backend=scene.config.backend,
+        means=g.means, quats=g.quats, scales=g.scales, opacities=g.opacities, colors=features,
+        viewmats=cameras.viewmats, Ks=cameras.Ks, width=cameras.width, height=cameras.height,
+        sh_degree=None, backend=g.backend,
     ).colors
 
 
-def blending_weight_sums(
-    scene: GaussianScene, cameras: Cameras, maps: Tensor
-) -> tuple[Tensor, Tensor]:
+def blending_weight_sums(geometry: FrozenGeometry, cameras: Cameras, maps: Tensor) -> tuple[Tensor, Tensor]:
     """([N, L], [N]) sum_j w_ij r_lj and sum_j w_ij for maps [L, C, H, W] seen by `cameras`."""
     from gsedit.render.rasterize import blend_weight_sums
 
-    p = scene.params
+    g = geometry
+    device = g.means.device
     n_maps = maps.shape[0]
-    sums = torch.zeros(len(scene), n_maps + 1, device=scene.device)
-    cameras = cameras.to(scene.device)
-    maps = maps.to(scene.device, torch.float32)
-    step = max(1, scene.config.render_batch)
+    sums = torch.zeros(len(g), n_maps + 1, device=device)
+    cameras = cameras.to(device)
+    maps = maps.to(device, torch.float32)
+    step = max(1, g.render_batch)
     for start in range(0, len(cameras), step):
         cams = cameras[start : start + step]
         sums += blend_weight_sums(
-            means=p["means"].detach(),
-            quats=p["quats"].detach(),
-            scales=torch.exp(p["scales"].detach()),
-            opacities=torch.sigmoid(p["opacities"].detach()),
-            viewmats=cams.viewmats,
-            Ks=cams.Ks,
-            width=cams.width,
-            height=cams.height,
-            maps=maps[:, start : start + step],
-            backend=scene.config.backend,
+            means=g.means, quats=g.quats, scales=g.scales, opacities=g.opacities,
+            viewmats=cams.viewmats, Ks=cams.Ks, width=cams.width, height=cams.height,
+            maps=maps[:, start : start + step], backend=g.backend,
         )
     return sums[:, :n_maps], sums[:, n_maps]
 
 
-def backproject(
-    scene: GaussianScene, cameras: Cameras, maps: Tensor, min_weight: float = 1e-6
-) -> Tensor:
+def backproject(geometry: FrozenGeometry, cameras: Cameras, maps: Tensor, min_weight: float = 1e-6) -> Tensor:
     """Per-Gaussian weighted mean of `maps`, [N] for maps [C, H, W] or [N, L] for [L, C, H, W]
     (all L in one pass); 0 for Gaussians no pixel sees."""
-    weighted, total = blending_weight_sums(scene, cameras, maps if maps.ndim == 4 else maps[None])
+    weighted, total = blending_weight_sums(geometry, cameras, maps if maps.ndim == 4 else maps[None])
     total = total[:, None]
     values = torch.where(
         total > min_weight, weighted / total.clamp_min(min_weight), torch.zeros_like(weighted)

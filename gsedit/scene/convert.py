@@ -60,8 +60,9 @@ def refit_scene(source: Scene, cameras: Cameras, backend: Backend, config: Conve
                               seed=config.seed, on_step=on_step)
     else:
         from gsedit.scene.fit import fit_scene, random_init
+        from gsedit.scene.gaussian_scene import GaussianScene
 
-        target = random_init(cameras, config.points, seed=config.seed).to(source.device)
+        target = GaussianScene(random_init(cameras, config.points, seed=config.seed)).to(source.device)
         fit_scene(target, cameras, views.rgb, config.iters, on_step)
     if names:
         target.lift_labels(names, cameras, torch.stack([views.channels[c] for c in channels]))

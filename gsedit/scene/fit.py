@@ -8,17 +8,15 @@ Every edit turn calls this trainer; `gsedit fit` uses it to build a scene from i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.scene.base import PARAMETER_CHECK_EVERY, SceneTrainer, check_finite
-
-if TYPE_CHECKING:
-    from gsedit.scene.gaussian_scene import GaussianScene
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneTrainer, check_finite
+from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
 
@@ -54,12 +52,24 @@ def schedule_scale(steps: int) -> float:
 
 
 class GaussianTrainer(SceneTrainer):
-    """Optimises a GaussianScene in place; `scene.params` is what DefaultStrategy grows and prunes."""
+    """Optimises Gaussians in place: `params` (gsplat's names) is what DefaultStrategy grows and
+    prunes, `render` draws them (cameras -> RenderOutput with gsplat's `info`), and
+    `params_changed` tells their owner when the optimisation is over."""
 
-    def __init__(self, scene: "GaussianScene", steps: int, config: FitConfig):
+    def __init__(
+        self,
+        params: torch.nn.ParameterDict,
+        render: Callable[[Cameras], RenderOutput],
+        steps: int,
+        config: FitConfig,
+        scene_scale: float,
+        params_changed: Callable[[], None],
+    ):
         from gsplat.strategy import DefaultStrategy
 
-        self.scene = scene
+        self.params = params
+        self.render = render
+        self.params_changed = params_changed
         self.steps = steps
         self.config = config
         self.step_index = 0
@@ -74,10 +84,10 @@ class GaussianTrainer(SceneTrainer):
             reset_every=10**9,  # resets are done here: gsplat 1.5.3's own reset test never fires
         )
         self.reset_every = round(config.opacity_reset_every * s) if config.opacity_reset_every else 0
-        self.scene_scale = scene.scene_scale()
+        self.scene_scale = scene_scale
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
         self.optimizers = self._make_optimizers()
-        self.strategy.check_sanity(scene.params, self.optimizers)
+        self.strategy.check_sanity(params, self.optimizers)
         self.means_decay = 0.01 ** (1.0 / max(1, steps))
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -92,32 +102,32 @@ class GaussianTrainer(SceneTrainer):
         }
         return {
             name: torch.optim.Adam(
-                [{"params": self.scene.params[name], "lr": lr * c.lr_scale, "name": name}],
+                [{"params": self.params[name], "lr": lr * c.lr_scale, "name": name}],
                 eps=1e-15,
             )
             for name, lr in lrs.items()
-            if self.scene.params[name].requires_grad
+            if self.params[name].requires_grad
         }
 
     def step(self, cameras: Cameras, targets: Tensor) -> float:
         """One Adam step on views `cameras` against `targets` [C, H, W, 3]."""
         from gsedit.metrics.image import ssim
 
-        out = self.scene.rasterize(cameras)
+        out = self.render(cameras)
         rgb = out.colors[..., :3]
         l1 = (rgb - targets).abs().mean()
         loss = (1 - self.config.ssim_lambda) * l1 + self.config.ssim_lambda * (1 - ssim(rgb, targets).mean())
         value = float(loss.detach())
         check_finite(self.step_index + 1, value)  # before backward: a NaN loss poisons every parameter
         self.strategy.step_pre_backward(
-            self.scene.params, self.optimizers, self.strategy_state, self.step_index, out.info
+            self.params, self.optimizers, self.strategy_state, self.step_index, out.info
         )
         loss.backward()
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
         self.strategy.step_post_backward(
-            self.scene.params, self.optimizers, self.strategy_state, self.step_index, out.info
+            self.params, self.optimizers, self.strategy_state, self.step_index, out.info
         )
         self._after_step()
         if self.step_index % PARAMETER_CHECK_EVERY == 0:
@@ -125,7 +135,7 @@ class GaussianTrainer(SceneTrainer):
         return value
 
     def _check_parameters(self) -> None:
-        check_finite(self.step_index, parameters=((n, self.scene.params[n]) for n in self.optimizers))
+        check_finite(self.step_index, parameters=((n, self.params[n]) for n in self.optimizers))
 
     def _after_step(self) -> None:
         from gsplat.strategy.ops import reset_opa
@@ -136,11 +146,11 @@ class GaussianTrainer(SceneTrainer):
             opt.param_groups[0]["lr"] *= self.means_decay
         i = self.step_index
         if self.reset_every and i % self.reset_every == 0 and i < self.strategy.refine_stop_iter:
-            reset_opa(self.scene.params, self.optimizers, self.strategy_state, self.config.prune_opa * 2)
+            reset_opa(self.params, self.optimizers, self.strategy_state, self.config.prune_opa * 2)
 
     def finish(self) -> None:
         self._check_parameters()
-        self.scene.params_changed()
+        self.params_changed()
         self.optimizers.clear()
 
 
@@ -182,10 +192,8 @@ def look_at_centre(cameras: Cameras) -> Tensor:
     return torch.linalg.lstsq(a, b).solution[:, 0]
 
 
-def random_init(cameras: Cameras, count: int, seed: int = 0) -> "GaussianScene":
+def random_init(cameras: Cameras, count: int, seed: int = 0) -> Gaussians:
     """Gaussians spread uniformly in the region all cameras look at (no point cloud needed)."""
-    from gsedit.scene.gaussian_scene import GaussianScene
-    from gsedit.scene.gaussians import Gaussians
 
     gen = torch.Generator().manual_seed(seed)
     cameras = cameras.to("cpu")
@@ -203,17 +211,14 @@ def random_init(cameras: Cameras, count: int, seed: int = 0) -> "GaussianScene":
         sh0=torch.rand(count, 1, 3, generator=gen) * 0.2 - 0.1,
         shN=torch.zeros(count, 0, 3),
     )
-    return GaussianScene(gaussians)
+    return gaussians
 
 
-def init_from_points(points: Tensor, colors: Tensor | None = None) -> "GaussianScene":
+def init_from_points(points: Tensor, colors: Tensor | None = None) -> Gaussians:
     """Gaussians at `points` [N, 3] (an SfM point cloud), coloured by `colors` [N, 3] in [0, 1] or grey.
 
     Scales start at the mean distance to the 3 nearest neighbours, as the 3DGS recipe does.
     """
-    from gsedit.scene.gaussian_scene import GaussianScene
-    from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
-
     n = points.shape[0]
     points = points.float()
     nearest = []
@@ -230,7 +235,7 @@ def init_from_points(points: Tensor, colors: Tensor | None = None) -> "GaussianS
         sh0=rgb_to_sh0(rgb)[:, None, :],
         shN=torch.zeros(n, 0, 3),
     )
-    return GaussianScene(gaussians)
+    return gaussians
 
 
 def read_point_cloud(path) -> tuple[Tensor, Tensor | None]:

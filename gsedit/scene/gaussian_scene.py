@@ -216,12 +216,18 @@ class GaussianScene(Scene):
             densify=fit.densify and densify,
             opacity_reset_every=fit.opacity_reset_every if opacity_reset else 0,
         )
-        return GaussianTrainer(self, steps, config)
+        return GaussianTrainer(self.params, self.rasterize, steps, config, self.scene_scale(), self.params_changed)
+
+    def geometry(self):
+        """The frozen geometry that back-projection and relevance fitting render with."""
+        from gsedit.scene.backproject import FrozenGeometry
+
+        return FrozenGeometry.from_params(self.params, self.config.backend, self.config.render_batch)
 
     def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
         from gsedit.scene.backproject import backproject
 
-        self.set_channel(name, backproject(self, cameras, maps))
+        self.set_channel(name, backproject(self.geometry(), cameras, maps))
 
     def lift_labels(self, names: dict[int, str], cameras: Cameras, maps: Tensor) -> None:
         """Each Gaussian takes the label with the largest back-projected coverage, unless what no
@@ -230,7 +236,7 @@ class GaussianScene(Scene):
         from gsedit.scene.backproject import backproject
 
         ids = torch.tensor(sorted(names), dtype=torch.float32, device=self.device)
-        scores = backproject(self, cameras, maps)  # [N, L] from maps [L, C, H, W], one pass
+        scores = backproject(self.geometry(), cameras, maps)  # [N, L] from maps [L, C, H, W], one pass
         best, index = scores.max(dim=1)
         self.set_channel("label", torch.where(best > 1 - scores.sum(dim=1), ids[index], torch.full_like(best, -1.0)))
         self.labels = dict(names)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def render_values(scene: GaussianScene, cameras: Cameras, values: Tensor) -> Tensor:
     """[C, H, W] `values` [N] composited over the scene's frozen geometry (0 behind everything)."""
-    return render_features(scene, cameras, values[:, None])[..., 0]
+    return render_features(scene.geometry(), cameras, values[:, None])[..., 0]
 
 
 def _check_maps(

@@ -93,7 +93,7 @@ def test_backprojection_equals_the_brute_force_weighted_mean():
     total = weights.sum(dim=(0, 1, 2))  # [N]
     assert (total[SEEN] > 0.05).all(), "the scene must put every 'seen' Gaussian in view"
     expected = (weights * maps[..., None]).sum(dim=(0, 1, 2))[SEEN] / total[SEEN]
-    values = backproject(scene, cams, maps)
+    values = backproject(scene.geometry(), cams, maps)
     assert torch.allclose(values[SEEN], expected, atol=1e-5, rtol=0)
     # the weights matter: a plain mean over each Gaussian's footprint is far from the result
     footprint = (weights > 0).float()
@@ -107,13 +107,13 @@ def test_gaussians_no_pixel_sees_get_zero():
     scene, cams = tiny_scene(), tiny_cameras()
     weights = blending_weights(scene, cams)
     assert torch.equal(weights[..., UNSEEN], torch.zeros_like(weights[..., UNSEEN]))
-    values = backproject(scene, cams, torch.ones(2, HEIGHT, WIDTH))
+    values = backproject(scene.geometry(), cams, torch.ones(2, HEIGHT, WIDTH))
     assert torch.equal(values[UNSEEN], torch.zeros(len(UNSEEN)))
 
 
 def test_a_constant_map_gives_that_constant_to_every_seen_gaussian():
     scene, cams = tiny_scene(), tiny_cameras()
-    values = backproject(scene, cams, torch.full((2, HEIGHT, WIDTH), 0.37))
+    values = backproject(scene.geometry(), cams, torch.full((2, HEIGHT, WIDTH), 0.37))
     assert torch.allclose(values[SEEN], torch.full((len(SEEN),), 0.37), atol=1e-5, rtol=0)
 
 
