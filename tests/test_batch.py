@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gsedit.batch import load_jobs, run_batch, run_jobs
+from gsedit.commands.batch import load_jobs, run_batch, run_jobs
 from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 from gsedit.errors import INSTALL_COMMAND, GseditError, InputFileError
 

@@ -217,7 +217,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 def test_edit_interrupted_while_writing_the_input_leaves_no_session(labelled, tmp_path, monkeypatch):
     """Ctrl-C before turn_00 is complete: no session.json that could never resume; a rerun starts."""
-    import gsedit.edit.run as run
+    import gsedit.commands.sessions as run
 
     scene, cams = labelled
     out = tmp_path / "session"
@@ -241,3 +241,14 @@ def test_edit_with_bad_cameras_writes_no_session(labelled, tmp_path):
     out = tmp_path / "session"
     assert main(["edit", str(scene), "--cameras", str(broken), "--turn", "make the cube red", "--out", str(out)]) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_output_into_a_closed_pipe_is_not_reported_as_a_fault():
+    """`gsedit edit --help | head -1`: the reader goes away; no error paragraph, no --resume advice."""
+    proc = subprocess.Popen([sys.executable, "-m", "gsedit", "edit", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert "error" not in stderr and "--resume" not in stderr and "Traceback" not in stderr

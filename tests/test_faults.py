@@ -165,7 +165,7 @@ def _interrupt_save_images(monkeypatch, at: int):
 
 
 def _interrupt_report(monkeypatch):
-    from gsedit import report
+    from gsedit.commands import report
 
     def interrupted(session):
         raise KeyboardInterrupt
@@ -174,9 +174,9 @@ def _interrupt_report(monkeypatch):
 
 
 def _interrupt_editor(monkeypatch, at: int):
-    from gsedit.edit import run
+    from gsedit.commands import sessions
 
-    monkeypatch.setattr(run, "build_editor", lambda plugins, device: InterruptingEditor(at))
+    monkeypatch.setattr(sessions, "build_editor", lambda plugins, device: InterruptingEditor(at))
 
 
 @pytest.mark.parametrize(
@@ -444,7 +444,7 @@ def test_an_output_folder_that_cannot_be_made(scene, reference, tmp_path, monkey
 
 def test_optimisation_going_nan_stops_the_turn_and_writes_no_nan_ply(scene, reference, tmp_path, monkeypatch,
                                                                      capsys):
-    from gsedit.edit import run
+    from gsedit.commands import sessions
     from gsedit.scene.ply import read_ply
 
     class NaNEditor(SyntheticEditor):
@@ -454,7 +454,7 @@ def test_optimisation_going_nan_stops_the_turn_and_writes_no_nan_ply(scene, refe
             out = super().edit(images, conditions, instruction, *args, **kwargs)
             return dataclasses.replace(out, images=torch.full_like(out.images, math.nan)) if instruction == B else out
 
-    monkeypatch.setattr(run, "build_editor", lambda plugins, device: NaNEditor())
+    monkeypatch.setattr(sessions, "build_editor", lambda plugins, device: NaNEditor())
     out = tmp_path / "D"
     argv = edit_argv(scene, out, iters=12)
     assert main(argv) == 1

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gsedit.commands.report import write_report, write_turn_videos
 from gsedit.edit.session import Session
-from gsedit.report import write_report, write_turn_videos
 from gsedit.scene.gaussian_scene import GaussianScene
 from tests.viewer.browser import dump_dom, screenshot
 from tests.viewer.tiny_session import SIZE, TURNS, VIEWS, make_tiny_session

@@ -44,7 +44,7 @@ refit took 110-180 s instead of about 50. With `--threads 1` such a job costs a 
 machine, not a multiple: use it for figures on a shared CPU.
 
 Both backends run the preset as it is (only --iters changes). `--demo-overrides` adds `gsedit
-demo`'s settings for short CPU turns (gsedit.demo.DEMO_OVERRIDES: learning rates x5, no
+demo`'s settings for short CPU turns (gsedit.commands.demo.DEMO_OVERRIDES: learning rates x5, no
 densification, an edit every 5 steps); they are tuned for 3DGS, and learning rates x5 wreck a
 fitted nerfacto field within the first steps. With the synthetic editor (the default) the quality
 rows measure the loop's mechanics, NEVER edit quality.
@@ -66,9 +66,8 @@ from typing import Literal
 
 import tyro
 
-from gsedit.cli import Compare
-from gsedit.compare import BACKENDS
-from gsedit.demo import DEMO_OVERRIDES, TURNS
+from gsedit.commands.compare import BACKENDS, Compare
+from gsedit.commands.demo import DEMO_OVERRIDES, TURNS
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import EvalConfig, format_value
 from gsedit.models.ip2p import IP2PConfig
@@ -99,7 +98,7 @@ class BenchConfig:
     iters: int = 60
     """Optimisation steps per turn."""
     demo_overrides: bool = False
-    """Apply `gsedit demo`'s short-turn settings (gsedit.demo.DEMO_OVERRIDES) to the preset."""
+    """Apply `gsedit demo`'s short-turn settings (gsedit.commands.demo.DEMO_OVERRIDES) to the preset."""
     refit_iters: int = 300
     """Steps of the refit in the other backend."""
     nerfacto_preset: Literal["auto", "tiny", "nerfacto"] = "auto"
@@ -168,8 +167,8 @@ def run_phase(args: Compare, backend: str | None, threads: int) -> dict:
     session; returns this process's peak RSS and CUDA memory in MiB."""
     import torch
 
-    from gsedit.cli import resolve_device
-    from gsedit.compare import edit_backend, open_plan, plan_turns, planned_edit, scene_for
+    from gsedit.commands.compare import edit_backend, open_plan, plan_turns, planned_edit, scene_for
+    from gsedit.commands.options import resolve_device
 
     if threads:
         torch.set_num_threads(threads)
@@ -221,7 +220,7 @@ def others_share(since: tuple[float, float, float]) -> float:
 def run_comparison(args: Compare, backends: list[str], threads: int) -> tuple[dict, dict]:
     """(compare's plan with its results, {phase: peaks}): refits, each session in its own process,
     then the evaluation here (`gsedit compare --resume` with nothing left to edit)."""
-    from gsedit.compare import run_compare
+    from gsedit.commands.compare import run_compare
 
     peaks = {}
     for phase, backend in [("refit", None), *((b, b) for b in backends)]:
@@ -268,8 +267,8 @@ def step_block(trainer, cameras, targets, block: int) -> Callable[[int], None]:
 
 def measure_speed(plan: dict, args: Compare, cfg: BenchConfig, device) -> dict[str, dict]:
     """{backend: {step_seconds: [s/step of every round], render_seconds: [s/view of every render]}}."""
-    from gsedit.compare import scene_for
-    from gsedit.edit.run import training_cameras
+    from gsedit.commands.compare import scene_for
+    from gsedit.edit.session import training_cameras
     from gsedit.scene.files import load_scene_file
 
     out = Path(args.out)
@@ -492,8 +491,8 @@ def main(cfg: BenchConfig) -> None:
     import torch
 
     from gsedit.atomic import write_json
-    from gsedit.cli import resolve_device
-    from gsedit.progress import console
+    from gsedit.commands.options import resolve_device
+    from gsedit.commands.progress import console
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # children inherit it: eval never downloads
     if cfg.threads:

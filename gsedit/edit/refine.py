@@ -31,8 +31,7 @@ from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.engine import MemoryMeter, save_images
 from gsedit.edit.lock import FolderLock
-from gsedit.edit.run import session_cameras
-from gsedit.edit.session import Session
+from gsedit.edit.session import Session, session_cameras
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import EnhanceConfig, ImageEnhancer

@@ -259,3 +259,16 @@ def continue_plan(planned: list[Turn], turn_lists: list[int], given: list[Turn],
 def _describe(turn: Turn) -> str:
     extra = "".join(f", --{k} {v!r}" for k, v in (("target", turn.target), ("keep", turn.keep)) if v)
     return f"({turn.instruction!r}{extra})"
+
+
+def session_cameras(session: Session, scene):
+    """The session's cameras at its training resolution, on the scene's device."""
+    return training_cameras(session.data["cameras"], scene, session.settings.max_side)
+
+
+def training_cameras(spec: str, scene, max_side: int | None):
+    """The cameras of `spec` (any --cameras source) at most `max_side` px, on the scene's device."""
+    from gsedit.cameras.formats import load_cameras
+
+    cams = load_cameras(spec, bounds=scene.bounds())
+    return cams.limited(max_side).to(scene.device)

@@ -436,7 +436,7 @@ def evaluate_session(
 
         load_scene = lambda path: load_scene_file(path, device)
     if cameras_for is None:
-        from gsedit.edit.run import session_cameras
+        from gsedit.edit.session import session_cameras
 
         cameras_for = lambda scene: session_cameras(session, scene)
     tools = _load_tools(config, device, load_scene, cameras_for)

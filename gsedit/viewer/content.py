@@ -143,7 +143,7 @@ class ViewerContent:
 def training_cameras(session, scene: Scene) -> Cameras | None:
     """The session's training cameras, or None when their file is gone (only frustums and mask
     overlays need them: the viewer still shows every scene)."""
-    from gsedit.edit.run import session_cameras
+    from gsedit.edit.session import session_cameras
 
     try:
         return session_cameras(session, scene)

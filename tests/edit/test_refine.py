@@ -43,14 +43,13 @@ def esrgan(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gaussian_session(tmp_path_factory) -> Path:
     """A labelled synthetic 3DGS scene edited for one short turn with the synthetic editor."""
-    from gsedit.scene.files import load_scene_file
     from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
     from gsedit.edit.config import EditConfig
     from gsedit.edit.engine import Engine, write_input_turn
     from gsedit.edit.masks import Turn
-    from gsedit.edit.run import session_cameras
-    from gsedit.edit.session import Session
+    from gsedit.edit.session import Session, session_cameras
     from gsedit.models.synthetic import SyntheticEditor
+    from gsedit.scene.files import load_scene_file
 
     root = tmp_path_factory.mktemp("gs")
     cams = write_synthetic_scene(
@@ -146,8 +145,7 @@ def test_refine_fine_tunes_the_last_turn_on_super_resolved_views(
     ] == str(esrgan)
 
     # the same targets, built independently from the last turn's scene
-    from gsedit.edit.run import session_cameras
-    from gsedit.edit.session import Session
+    from gsedit.edit.session import Session, session_cameras
 
     turn = _load_ply(folder / "turn_01" / "scene.ply")
     cams = session_cameras(Session.open(folder), turn)
@@ -360,8 +358,7 @@ def test_a_random_gfpgan_restores_the_faces_of_a_real_session(gaussian_session, 
     record = json.loads((folder / "session.json").read_text())["refine"]
     assert record["face_masks"] == f"folder:{faces}"
     # the restored face changed the targets: they are not Real-ESRGAN's alone
-    from gsedit.edit.run import session_cameras
-    from gsedit.edit.session import Session
+    from gsedit.edit.session import Session, session_cameras
 
     turn = _load_ply(folder / "turn_01" / "scene.ply")
     before = turn.render(session_cameras(Session.open(folder), turn)).rgb

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from gsedit.cameras import load_cameras, orbit_cameras, write_colmap_model, write_inria_cameras, write_transforms_json
+from gsedit.cameras import (
+    load_cameras,
+    orbit_cameras,
+    write_colmap_model,
+    write_inria_cameras,
+    write_transforms_json,
+)
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.scene.gaussian_scene import GaussianScene
 

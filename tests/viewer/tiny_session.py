@@ -59,8 +59,8 @@ def make_tiny_nerfacto_session(folder: Path, iters: int = 2) -> Session:
 
 def run_tiny_edit(scene: Path, cameras: Path, out: Path, settings: EditConfig) -> Session:
     """`gsedit edit SCENE --cameras CAMERAS --turn ... --editor synthetic --device cpu`."""
-    from gsedit.cli import Edit
-    from gsedit.edit.run import run_edit_command
+    from gsedit.commands.edit import Edit
+    from gsedit.commands.sessions import run_edit_command
 
     args = Edit(
         scene=scene,

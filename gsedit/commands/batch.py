@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from tyro.conf import Positional
+
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
 
 #: keys of a job that are not `gsedit edit` options
@@ -157,10 +159,10 @@ def load_jobs(path: Path) -> BatchPlan:
 
 
 def _make_job(index: int, options: dict, base: Path, resources: BatchResources) -> BatchJob:
-    from gsedit.cli import Edit
+    from gsedit.commands.edit import Edit
+    from gsedit.commands.sessions import make_turns
     from gsedit.edit.config import EditConfig, load_preset
     from gsedit.edit.refine import RefineConfig
-    from gsedit.edit.run import make_turns
     from gsedit.models.adss import ADSSConfig
     from gsedit.models.ip2p import IP2PConfig
 
@@ -321,9 +323,9 @@ def run_job(job: BatchJob) -> JobResult:
 
 def _run_session(edit) -> Status:
     """Starts, resumes or skips the session of `edit`; returns "done" or "skipped"."""
-    from gsedit.cli import resolve_device
+    from gsedit.commands.options import resolve_device
+    from gsedit.commands.sessions import run_edit_command, run_refine_command
     from gsedit.edit.refine import REFINED_DIR
-    from gsedit.edit.run import run_edit_command, run_refine_command
 
     command = resume_command(edit)
     if command is not None:
@@ -349,7 +351,7 @@ def resume_command(edit):
         GseditError: the folder holds a session of another scene, or the job's turns start like
             the session's and then differ.
     """
-    from gsedit.edit.run import make_turns
+    from gsedit.commands.sessions import make_turns
     from gsedit.edit.session import SESSION_FILE, continue_plan
 
     session = _open(edit.out)
@@ -410,7 +412,7 @@ def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False) -
         import ray
     except ImportError:
         raise MissingPackageError("gsedit batch", "Ray") from None
-    from gsedit.progress import console
+    from gsedit.commands.progress import console
 
     connected_here = not ray.is_initialized()
     if connected_here:
@@ -497,9 +499,25 @@ def run_batch(jobs_yaml: Path, address: str | None = None, quiet: bool = False) 
 
 def print_summary(results: list[JobResult]) -> None:
     """The summary table, then each failed job's error in full (paths are long for a table cell)."""
-    from gsedit.progress import console
+    from gsedit.commands.progress import console
 
     console.print(summary_table(results))
     for r in results:
         if r.error:
             console.print(f"[red]{r.name}[/]: {r.error}", highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Batch:
+    """Runs the edit sessions of JOBS.yaml on Ray (a local instance by default); a summary table at the end."""
+
+    jobs: Positional[Path]
+    address: str | None = None
+    """Ray cluster: "auto", HOST:PORT or ray://HOST:PORT; default: start a local one."""
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.commands.batch import run_batch
+
+        if run_batch(self.jobs, self.address, self.quiet):
+            raise GseditError("some jobs failed: see the table above.")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from gsedit.commands.progress import JsonLog, TurnReporter, console, progress_display
 from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.lock import FolderLock, deferred_lock
 from gsedit.edit.masks import Turn
-from gsedit.edit.session import SESSION_FILE, Session, check_instruction, continue_plan
+from gsedit.edit.session import (
+    SESSION_FILE,
+    Session,
+    check_instruction,
+    continue_plan,
+    session_cameras,
+    training_cameras,
+)
 from gsedit.errors import GseditError
-from gsedit.progress import JsonLog, TurnReporter, console, progress_display
 
 
 def per_turn(values: list[str], count: int, flag: str) -> list[str | None]:
@@ -208,22 +215,9 @@ def export_turns(session: Session, indices, formats: list[str], load_scene) -> N
                 scene.save_as(path)
 
 
-def session_cameras(session: Session, scene):
-    """The session's cameras at its training resolution, on the scene's device."""
-    return training_cameras(session.data["cameras"], scene, session.settings.max_side)
-
-
-def training_cameras(spec: str, scene, max_side: int | None):
-    """The cameras of `spec` (any --cameras source) at most `max_side` px, on the scene's device."""
-    from gsedit.cameras.formats import load_cameras
-
-    cams = load_cameras(spec, bounds=scene.bounds())
-    return cams.limited(max_side).to(scene.device)
-
-
 def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
     """Runs `gsedit edit` (args: the Edit command); `turns` replaces --turn/--target/--keep."""
-    from gsedit.cli import resolve_device
+    from gsedit.commands.options import resolve_device
 
     device = resolve_device(args.device)
     with deferred_lock(args.out) as lock:  # start_or_resume takes it once the inputs are checked
@@ -279,22 +273,22 @@ def _after_turn(session: Session, record, load_scene, turntable: bool, formats: 
     if record is not None:
         export_turns(session, [record.index], formats, load_scene)
     if turntable:
-        from gsedit.report import write_turn_videos
+        from gsedit.commands.report import write_turn_videos
 
         write_turn_videos(session, 0 if record is None else record.index, load_scene)
     _write_report(session)
 
 
 def _write_report(session: Session) -> None:
-    from gsedit.report import write_report
+    from gsedit.commands.report import write_report
 
     path = write_report(session)
     console.print(f"report: {path}")
 
 
 def run_refine_command(folder: Path, config, face_segmenter: str, adss_config, device, quiet: bool) -> Path:
+    from gsedit.commands.progress import fit_progress
     from gsedit.edit.refine import run_refine
-    from gsedit.progress import fit_progress
     from gsedit.scene.files import load_scene_file
 
     segmenter = build_adss(dataclasses.asdict(adss_config), device) if face_segmenter == "adss" else None

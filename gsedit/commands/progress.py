@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 # logs and pipes get wide lines, so tables (gsedit eval) are not squeezed to 80 columns
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)

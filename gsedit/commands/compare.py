@@ -17,17 +17,20 @@ from __future__ import annotations
 import dataclasses
 import html
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gsedit.atomic import write_json
+from gsedit.commands.edit import EditRun
+from gsedit.commands.progress import console
 from gsedit.edit.lock import FolderLock, deferred_lock
 from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session, continue_plan
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import COLUMNS, format_value
-from gsedit.progress import console
+from gsedit.metrics.evaluate import COLUMNS, EvalConfig, format_value
+from gsedit.scene.convert import ConvertConfig
 
 COMPARE_FILE = "compare.json"
 BACKENDS = ("3dgs", "nerfacto")
@@ -69,7 +72,7 @@ def plan_turns(plan: dict) -> list[Turn]:
 def open_plan(args, out: Path, lock: FolderLock) -> dict:
     """compare.json: created from the arguments, or (--resume) read back with the turns it lacks
     appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
-    from gsedit.edit.run import make_turns, plugin_settings
+    from gsedit.commands.sessions import make_turns, plugin_settings
     from gsedit.scene.splat_formats import parse_formats
 
     path = out / COMPARE_FILE
@@ -139,7 +142,7 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     `frame_check` False skips the refusal (--no-frame-check).
     """
     from gsedit.cameras.inria import write_inria_cameras
-    from gsedit.edit.run import absolute_cameras_spec, mapped_cameras_file
+    from gsedit.commands.sessions import absolute_cameras_spec, mapped_cameras_file
     from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_cameras
 
     scene = load_scene_file(scene_file, "cpu")
@@ -194,9 +197,9 @@ def refit(scene_file: str, cameras_spec: str, max_side: int | None, backend: str
           quiet: bool) -> dict:
     """Fits `backend` to the renders of `scene_file` from the cameras of `cameras_spec` (at most
     `max_side` px), writes it to `path`; returns what it cost and how close it is (`gsedit convert`)."""
+    from gsedit.commands.progress import fit_progress
     from gsedit.edit.engine import MemoryMeter
-    from gsedit.edit.run import training_cameras
-    from gsedit.progress import fit_progress
+    from gsedit.edit.session import training_cameras
     from gsedit.scene.convert import nerfacto_preset_name, refit_scene
     from gsedit.scene.files import load_scene_file
 
@@ -236,9 +239,9 @@ def pooled_psnr(a, b) -> float:
 def planned_edit(args, plan: dict) -> dict:
     """The Edit command's fields: this run's (device, progress, outputs) with the plan's method,
     editor, settings and cameras, so that a backend session started on --resume matches the others."""
-    from gsedit.cli import EditRun
+    from gsedit.commands.edit import EditRun
+    from gsedit.commands.sessions import config_from_dict
     from gsedit.edit.config import EditConfig
-    from gsedit.edit.run import config_from_dict
     from gsedit.models.adss import ADSSConfig
     from gsedit.models.ip2p import IP2PConfig
 
@@ -257,8 +260,8 @@ def planned_edit(args, plan: dict) -> dict:
 
 def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]) -> None:
     """Creates or continues the session in `folder` until it has finished every turn."""
-    from gsedit.cli import Edit
-    from gsedit.edit.run import run_edit_command
+    from gsedit.commands.edit import Edit
+    from gsedit.commands.sessions import run_edit_command
     from gsedit.scene.files import scene_backend
 
     # --export writes splat files: the 3DGS session's
@@ -321,9 +324,9 @@ def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[
     import imageio.v3 as iio
 
     from gsedit.atomic import atomic_path
+    from gsedit.commands.report import shown_views
     from gsedit.edit.session import turn_dirname
     from gsedit.render.images import read_image, to_uint8
-    from gsedit.report import shown_views
 
     views = shown_views(Session.open(out / backends[0]), count)
     written = []
@@ -387,7 +390,7 @@ def results_table(plan: dict):
 def write_html(out: Path, plan: dict) -> Path:
     """DIR/compare.html: the plan, refits, results table and grids, with relative links."""
     from gsedit.atomic import atomic_path
-    from gsedit.report import STAND_IN_WARNING, STYLE
+    from gsedit.commands.report import STAND_IN_WARNING, STYLE
 
     results = plan["results"]
     columns = {**COST_COLUMNS, **METRIC_COLUMNS}
@@ -434,7 +437,7 @@ def write_html(out: Path, plan: dict) -> Path:
 # -- the command ----------------------------------------------------------------------------------
 def run_compare(args) -> dict:
     """`gsedit compare` (args: the Compare command): refits, both sessions, grids and tables."""
-    from gsedit.cli import resolve_device
+    from gsedit.commands.options import resolve_device
 
     device = resolve_device(args.device)
     if args.views < 1:
@@ -445,7 +448,7 @@ def run_compare(args) -> dict:
 
 
 def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
-    from gsedit.edit.run import config_from_dict
+    from gsedit.commands.sessions import config_from_dict
     from gsedit.scene.convert import ConvertConfig
 
     plan = open_plan(args, out, lock)
@@ -460,3 +463,24 @@ def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
     console.print(results_table(plan))
     console.print(f"comparison: {out / 'compare.html'}")
     return plan
+
+
+@dataclass
+class Compare(EditRun):
+    """Runs the same turns on 3DGS and nerfacto (the other refitted from the scene's renders):
+    DIR/3dgs/ and DIR/nerfacto/ sessions, a side-by-side grid per turn, a table of seconds, memory
+    and metrics (DIR/compare.html, DIR/compare.json)."""
+
+    backends: str = "3dgs,nerfacto"
+    """Comma-separated backends; the one the scene is in edits it as is, the others refit it."""
+    refit: ConvertConfig = field(default_factory=ConvertConfig)
+    """How the scene is refitted in the other backend (on the session's cameras)."""
+    views: int = 4
+    """Views shown in each grid."""
+    metrics: EvalConfig = field(default_factory=EvalConfig)
+    """The metrics of `gsedit eval`, per backend and turn."""
+
+    def run(self) -> None:
+        from gsedit.commands.compare import run_compare
+
+        run_compare(self)

@@ -6,7 +6,16 @@ written is lost and nothing half-written is left)."""
 from __future__ import annotations
 
 import errno
+import os
 import shlex
+import signal
+import sys
+from collections.abc import Callable
+
+from rich.markup import escape
+
+from gsedit.commands.progress import console
+from gsedit.errors import GseditError
 
 #: errno -> (what happened, what to do about it)
 _CAUSES = {
@@ -48,3 +57,32 @@ def os_error_message(exc: OSError) -> str:
     if cause is None:
         return f"{where}: {detail}."
     return f"{where}: {cause} ({detail}): {cure}."
+
+
+def run_reporting_errors(run: Callable[[], None], argv: list[str], debug: bool) -> int:
+    """Runs a command; its errors become one paragraph on the console and an exit status
+    (no traceback unless --debug)."""
+    try:
+        run()
+    except GseditError as exc:
+        if debug:
+            raise
+        # escaped: a message may quote "[dev]" or "[/]", which rich would take for markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        console.print(f"[bold yellow]interrupted[/]: {escape(aftermath(argv))}", highlight=False, soft_wrap=True)
+        return 130
+    except BrokenPipeError:  # the reader of our output went away (`gsedit ... | head`): not a fault
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 128 + signal.SIGPIPE
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        what = os_error_message(exc) if isinstance(exc, OSError) else f"out of memory ({exc})."
+        console.print(f"[bold red]error:[/] {escape(what)} {escape(aftermath(argv))} (--debug shows the traceback)",
+                      highlight=False, soft_wrap=True)
+        return 1
+    return 0

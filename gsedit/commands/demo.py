@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gsedit.commands.options import (
+    Device,
+    resolve_device,
+)
 from gsedit.errors import GseditError
 
 MARKER = ".gsedit-demo"
@@ -43,11 +47,12 @@ def _models_from_cache_only():
 
 
 def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
-    from gsedit.cli import Edit, Eval
+    from gsedit.commands.edit import Edit
+    from gsedit.commands.eval import Eval
+    from gsedit.commands.progress import console
+    from gsedit.commands.sessions import run_edit_command
     from gsedit.data.synthetic import write_synthetic_scene
     from gsedit.edit.config import load_preset
-    from gsedit.edit.run import run_edit_command
-    from gsedit.progress import console
 
     out = Path(out)
     _prepare(out)
@@ -72,3 +77,21 @@ def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
         Eval(session=session.folder, device=str(device)).run()  # the report shows the metrics table
     console.print(f"[bold green]demo done[/]: open {session.folder / 'report.html'}")
     return session
+
+
+@dataclass
+class Demo:
+    """Offline demo: a synthetic labelled scene, two turns with the synthetic editor, a report."""
+
+    out: Path = Path("gsedit_demo")
+    iters: int = 200
+    """Optimisation steps per turn."""
+    size: int = 96
+    """Image size of the demo cameras (pixels)."""
+    device: Device = "auto"
+    quiet: bool = False
+
+    def run(self) -> None:
+        from gsedit.commands.demo import run_demo
+
+        run_demo(self.out, iters=self.iters, size=self.size, device=resolve_device(self.device), quiet=self.quiet)

@@ -1,0 +1,31 @@
+"""Options that several commands share: the device, the cameras and trainer-folder flags, the default method."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from gsedit.errors import GseditError
+
+Device = Literal["auto", "cpu", "cuda"]
+
+DEFAULT_METHOD = "gsedit"
+
+def resolve_device(device: Device):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GseditError("--device cuda was asked for, but PyTorch sees no CUDA device. Use --device cpu or auto.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+CAMERAS_HELP = ("INRIA cameras.json, transforms.json, a COLMAP model folder, a trainer's output folder, or "
+                "orbit:N[@WxH]; default: a trainer folder's own cameras.")
+
+ITERATION_HELP = "Of a trainer's output folder: the iteration/step to load (default: the last)."
+
+FRAME_CHECK_HELP = ("Refuse a scene and cameras that do not see each other (a frame mix-up) before any work; "
+                    "--no-frame-check goes ahead anyway.")
+
+DATAPARSER_HELP = ("A nerfstudio run's dataparser_transforms.json: maps --cameras (the dataset's, in its original "
+                   "frame) into that run's frame, e.g. for an ns-export splat edited with the dataset's transforms.json.")
