@@ -22,7 +22,6 @@ or "open_clip:local-dir:FOLDER" (open_clip_config.json and weights).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import ModelMissingError
+from gsedit.errors import ModelMissingError, hub_offline
 
 OPEN_CLIP_PREFIX = "open_clip:"
 _OPTION = "--clip-model"
@@ -45,10 +44,6 @@ class ClipScoreConfig:
     """transformers CLIP hub id or local folder, or "open_clip:ARCH/PRETRAINED" / "open_clip:local-dir:FOLDER"."""
     batch_size: int = 16
     """images embedded per forward pass."""
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
 def _check_images(images: Tensor, name: str) -> None:
@@ -127,8 +122,8 @@ def _load_transformers(model_id: str, device: str | torch.device) -> HFClipEncod
     local = Path(model_id).expanduser()
     source = str(local) if local.is_dir() else model_id
     try:
-        model = CLIPModel.from_pretrained(source, local_files_only=_offline())
-        processor = CLIPProcessor.from_pretrained(source, local_files_only=_offline())
+        model = CLIPModel.from_pretrained(source, local_files_only=hub_offline())
+        processor = CLIPProcessor.from_pretrained(source, local_files_only=hub_offline())
     except (OSError, ValueError) as e:  # missing files / offline miss; invalid ids are ValueErrors
         raise ModelMissingError("CLIP", model_id, _OPTION, detail=str(e).splitlines()[0]) from e
     return HFClipEncoder(model.to(device), processor)

@@ -18,7 +18,6 @@ ModelMissingError and no score is made up.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import GseditError, MissingPackageError, ModelMissingError
+from gsedit.errors import GseditError, MissingPackageError, ModelMissingError, hub_offline
 
 if TYPE_CHECKING:
     from torch import nn
@@ -140,10 +139,6 @@ def _import_torchmetrics_lpips():
     return tm_lpips
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
-
-
 def lpips_backbone_file(net: LpipsNet) -> tuple[str, Path]:
     """(download url, torch hub cache path) of the torchvision ImageNet weights the `net` backbone uses."""
     import torchvision
@@ -166,7 +161,7 @@ def _resolve_backbone_weights(net: LpipsNet, backbone_weights: str | Path | None
     if cached.is_file():
         return cached
     detail = f"torchvision ImageNet weights, not on the Hugging Face hub: put {url} at {cached}"
-    if _offline():
+    if hub_offline():
         raise ModelMissingError(
             "LPIPS backbone", cached.name, option, detail=detail + "; HF_HUB_OFFLINE is set", hub=False
         )

@@ -13,7 +13,6 @@ owns the diffusers components and turns images into latents and back.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import GseditError, InputFileError, ModelMissingError
+from gsedit.errors import GseditError, InputFileError, ModelMissingError, hub_offline
 from gsedit.models.base import EditOutput, ImageEditor
 from gsedit.models.relevance import binarize, relevance_from_eps, relevance_map
 
@@ -276,7 +275,7 @@ class IP2PEditor(ImageEditor):
                     f"the diffusers layout {'/ '.join(SUBFOLDERS)}/ as save_pretrained writes it)",
                 )
         source = str(folder) if local else config.model
-        offline = config.local_files_only or _hub_offline()
+        offline = config.local_files_only or hub_offline()
 
         def load(kind, subfolder: str, **kwargs):
             try:
@@ -466,11 +465,6 @@ def _pad(x: Tensor, factor: int) -> Tensor:
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % factor, -width % factor
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
-def _hub_offline() -> bool:
-    # read at call time: huggingface_hub reads HF_HUB_OFFLINE only once, at import
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def _check_config(config: IP2PConfig) -> None:
