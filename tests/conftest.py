@@ -23,20 +23,37 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if os.environ.get("CI", "").lower() not in ("1", "true"):
-        return
-    unexpected = [
-        report for report in terminalreporter.stats.get("skipped", [])
-        if not any(word in str(report.longrepr).lower() for word in ALLOWED_CI_SKIPS)
-    ]
-    for report in unexpected:
-        terminalreporter.write_line(f"CI: unexpected skip of {report.nodeid}: {report.longrepr}", red=True)
-    if unexpected:
-        terminalreporter.write_line(f"CI: {len(unexpected)} tests skipped for a reason other than CUDA or Chromium")
-        config._unexpected_ci_skips = len(unexpected)
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true")
+
+
+_unexpected_skips: list = []
+
+
+def pytest_runtest_logreport(report):
+    _note_skip(report)
+
+
+def pytest_collectreport(report):  # a module-level importorskip skips at collection
+    _note_skip(report)
+
+
+def _note_skip(report) -> None:
+    if _in_ci() and report.skipped and not any(w in str(report.longrepr).lower() for w in ALLOWED_CI_SKIPS):
+        _unexpected_skips.append(report)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if getattr(session.config, "_unexpected_ci_skips", 0) and exitstatus == 0:
+    # runs before the terminal summary, so the failure is decided here from the collected reports
+    if _unexpected_skips and exitstatus == 0:
         session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    for report in _unexpected_skips:
+        terminalreporter.write_line(f"CI: unexpected skip of {report.nodeid}: {report.longrepr}", red=True)
+    if _unexpected_skips:
+        terminalreporter.write_line(
+            f"CI: {len(_unexpected_skips)} tests skipped for a reason other than CUDA or Chromium: failing"
+        )
