@@ -47,6 +47,7 @@ def _commands(method: str):
         Annotated[Demo, subcommand("demo")],
     ]
 
+
 def _method_from_argv(argv: list[str]) -> str:
     for i, arg in enumerate(argv):
         if arg == "--method" and i + 1 < len(argv):
@@ -54,6 +55,7 @@ def _method_from_argv(argv: list[str]) -> str:
         if arg.startswith("--method="):
             return arg.split("=", 1)[1]
     return DEFAULT_METHOD
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)

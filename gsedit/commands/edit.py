@@ -65,6 +65,7 @@ class EditRun:
     sr: RefineConfig = field(default_factory=RefineConfig)
     """Refine stage (--refine)."""
 
+
 @dataclass
 class Edit(EditRun):
     """Edits a scene from text instructions, turn after turn; writes DIR/turn_NN/ after every turn."""

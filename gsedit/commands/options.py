@@ -1,4 +1,5 @@
-"""Options that several commands share: the device, the cameras and trainer-folder flags, the default method."""
+"""Options that several commands share: the device, the cameras and trainer-folder flags, the
+default method."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ Device = Literal["auto", "cpu", "cuda"]
 
 DEFAULT_METHOD = "gsedit"
 
+
 def resolve_device(device: Device):
     import torch
 
@@ -18,6 +20,7 @@ def resolve_device(device: Device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
 
 CAMERAS_HELP = ("INRIA cameras.json, transforms.json, a COLMAP model folder, a trainer's output folder, or "
                 "orbit:N[@WxH]; default: a trainer folder's own cameras.")
