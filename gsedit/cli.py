@@ -6,28 +6,33 @@ import sys
 from pathlib import Path
 from typing import Annotated, Union
 
-import tyro
-from tyro.conf import subcommand
-
-from gsedit.commands.batch import Batch
-from gsedit.commands.compare import Compare
-from gsedit.commands.convert import Convert
-from gsedit.commands.demo import Demo
-from gsedit.commands.edit import Edit
-from gsedit.commands.eval import Eval
 from gsedit.commands.faults import run_reporting_errors
-from gsedit.commands.fit import Fit
-from gsedit.commands.info import Info
 from gsedit.commands.options import DEFAULT_METHOD
-from gsedit.commands.refine import Refine
-from gsedit.commands.render import Render
-from gsedit.commands.segment import Segment
-from gsedit.commands.undo import Undo
-from gsedit.commands.view import View
-from gsedit.edit.config import load_preset
+from gsedit.edit.lock import refuse_if_busy
+
+#: subcommands that write a session folder, and where their argv names it
+_WRITERS = {"edit": ("--out", "session"), "compare": ("--out", "compare"), "undo": (None, None), "refine": (None, None)}
 
 
 def _commands(method: str):
+    # imported here, not at the top: a second writer on a busy session is refused before torch loads
+    from tyro.conf import subcommand
+
+    from gsedit.commands.batch import Batch
+    from gsedit.commands.compare import Compare
+    from gsedit.commands.convert import Convert
+    from gsedit.commands.demo import Demo
+    from gsedit.commands.edit import Edit
+    from gsedit.commands.eval import Eval
+    from gsedit.commands.fit import Fit
+    from gsedit.commands.info import Info
+    from gsedit.commands.refine import Refine
+    from gsedit.commands.render import Render
+    from gsedit.commands.segment import Segment
+    from gsedit.commands.undo import Undo
+    from gsedit.commands.view import View
+    from gsedit.edit.config import load_preset
+
     settings, description = load_preset(method)
     edit_default = Edit(method=method, settings=settings)
     return Union[
@@ -57,13 +62,37 @@ def _method_from_argv(argv: list[str]) -> str:
     return DEFAULT_METHOD
 
 
+def _written_folder(argv: list[str]) -> Path | None:
+    """The session folder that `argv`'s command will write, read off argv without parsing it all."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in _WRITERS:
+        return None
+    flag, default = _WRITERS[command]
+    rest = argv[argv.index(command) + 1:]
+    if flag is None:  # the session is the command's positional argument
+        return Path(rest[0]) if rest and not rest[0].startswith("-") else None
+    for i, arg in enumerate(rest):
+        if arg == flag and i + 1 < len(rest):
+            return Path(rest[i + 1])
+        if arg.startswith(flag + "="):
+            return Path(arg.split("=", 1)[1])
+    return Path(default)
+
+
+def _run(argv: list[str]) -> None:
+    import tyro
+
+    folder = _written_folder(argv)
+    if folder is not None and "--help" not in argv and "-h" not in argv:
+        refuse_if_busy(folder)
+    tyro.cli(_commands(_method_from_argv(argv)), args=argv, prog="gsedit").run()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    return run_reporting_errors(
-        lambda: tyro.cli(_commands(_method_from_argv(argv)), args=argv, prog="gsedit").run(), argv, debug
-    )
+    return run_reporting_errors(lambda: _run(argv), argv, debug)
 
 
 def entrypoint() -> None:

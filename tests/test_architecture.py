@@ -94,9 +94,11 @@ def test_the_library_never_imports_the_commands_layer():
 
 
 def test_cli_only_assembles_the_commands():
-    """cli.py imports the command modules (and the preset loader for the edit defaults), nothing else."""
+    """cli.py imports the command modules, the preset loader (the edit defaults) and the session lock
+    (a busy folder is refused before the commands load), nothing else."""
     targets = import_graph()["gsedit.cli"]
-    assert all(t.startswith("gsedit.commands.") or t == "gsedit.edit.config" for t in targets), sorted(targets)
+    allowed = {"gsedit.edit.config", "gsedit.edit.lock"}
+    assert all(t.startswith("gsedit.commands.") or t in allowed for t in targets), sorted(targets)
     assert sum(t.startswith("gsedit.commands.") for t in targets) >= 13  # every subcommand's module
 
 

@@ -330,6 +330,13 @@ def test_a_second_writer_is_refused_at_once_and_sigint_keeps_turn_1(scene, tmp_p
         assert {name: (out / name).read_bytes() for name in kept} == kept and turn_files(out, 1) == turn1
         for command in (["undo", str(out)], ["refine", str(out), "--device", "cpu", "--quiet"]):
             assert main(command) == 1 and f"process {proc.pid}" in said(capsys)
+        # a new process is told before it loads torch (its start-up alone would take seconds)
+        probe = ("import sys; from gsedit.cli import main; code = main(sys.argv[1:]); "
+                 "print(code, 'torch' in sys.modules)")
+        second = subprocess.run([sys.executable, "-c", probe, *argv, "--resume"], capture_output=True, text=True,
+                                timeout=120)
+        assert second.stdout.split() == ["1", "False"], second.stdout + second.stderr
+        assert f"process {proc.pid}" in " ".join(second.stderr.split())
         assert len(ViewerContent.from_session(out).states) == 2  # a reader: turns 0 and 1
         assert list(out.glob(".turn_02.*.tmp"))  # the writer's temporary is left alone
         assert _running(out, 2)()
@@ -363,6 +370,35 @@ def test_eval_and_view_read_a_half_finished_session(reference, tmp_path):
     assert [s.label for s in ViewerContent.from_session(out).states] == ["turn 0: input", f"turn 1: {A}",
                                                                           f"turn 2: {B}"]
     assert partial.is_dir()  # only the writer may remove it
+
+
+def test_every_writer_spelling_is_refused_before_torch_loads(scene, tmp_path):
+    """--out DIR, --out=DIR, compare's default folder, undo's and refine's positional DIR."""
+    holder_code = ("import sys, time; from gsedit.edit.lock import FolderLock; "
+                   "locks = [FolderLock(f).acquire() for f in sys.argv[1:]]; print('held', flush=True); "
+                   "time.sleep(120)")
+    probe = ("import sys; from gsedit.cli import main; code = main(sys.argv[1:]); "
+             "print(code, 'torch' in sys.modules)")
+    out = tmp_path / "D"
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(out), "compare"], stdout=subprocess.PIPE,
+                              text=True, cwd=tmp_path)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        equals = edit_argv(scene, out)
+        at = equals.index("--out")
+        equals[at:at + 2] = [f"--out={out}"]
+        default_compare = edit_argv(scene, out, command="compare")
+        at = default_compare.index("--out")
+        del default_compare[at:at + 2]
+        for argv in (edit_argv(scene, out), equals, default_compare, ["undo", str(out)],
+                     ["refine", str(out), "--device", "cpu"]):
+            told = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                                  timeout=120, cwd=tmp_path)
+            assert told.stdout.split() == ["1", "False"], (argv, told.stdout + told.stderr)
+            assert f"process {holder.pid}" in " ".join(told.stderr.split()), argv
+    finally:
+        holder.kill()
+        holder.communicate(timeout=60)
 
 
 def test_kill_9_leaves_no_stale_lock(scene, tmp_path):

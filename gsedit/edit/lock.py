@@ -67,6 +67,19 @@ def _describe_self() -> dict:
     }
 
 
+def _lock_exclusive(fd: int, tries: int = 5) -> None:
+    """flock(LOCK_EX) without waiting for a writer; a few quick retries because `refuse_if_busy`
+    holds a shared lock for a moment and must not make a free folder look busy."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.02)
+
+
 class FolderLock:
     """The writer's lock of `folder`; `acquire` creates the folder (and only the lock file in it).
 
@@ -91,7 +104,7 @@ class FolderLock:
                 return self
             fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # no O_TRUNC: the holder's name
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _lock_exclusive(fd)
             except BlockingIOError:
                 holder = _holder_of(fd)
                 os.close(fd)
@@ -122,6 +135,27 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def refuse_if_busy(folder: str | Path) -> None:
+    """Raises SessionBusyError if another process holds `folder`'s lock; takes nothing, writes nothing.
+
+    The command line asks this before it loads torch, so that a second writer is told at once."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file (or an unreadable one): the writer's own acquire decides
+    try:
+        with _held_guard:
+            if Path(folder).resolve() in _held:
+                return  # this process holds it (re-entrant)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SessionBusyError(Path(folder), _holder_of(fd)) from None
+    finally:
+        os.close(fd)  # also drops the shared lock this probe may have taken
 
 
 @contextlib.contextmanager
