@@ -186,7 +186,8 @@ def test_bad_edit_input_gives_one_paragraph_and_no_traceback(labelled, tmp_path,
     [
         ("bad.ply", b"hello", "not a PLY"),
         ("bad.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nend_header\n", ""),
-        ("bad.ckpt", b"hello", "not a PyTorch checkpoint"),
+        ("bad.ckpt", b"hello", "not a PyTorch checkpoint (torch.load could not read it"),
+        ("bad.ckpt", bytes(range(256)) * 8, "not a PyTorch checkpoint (its bytes are not a pickle of tensors"),
         ("bad.txt", b"hello", "expected a 3D Gaussian splatting .ply or a gsedit nerfacto .ckpt scene"),
     ],
 )

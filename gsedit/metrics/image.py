@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, MissingPackageError, ModelMissingError, hub_offline
+from gsedit.torch_files import load_tensor_file
 
 if TYPE_CHECKING:
     from torch import nn
@@ -218,7 +219,7 @@ def load_lpips(
     # pnet_rand builds the backbone without torchvision's own (downloading) weight loader
     module = tm_lpips._LPIPS(pretrained=True, net=net, pnet_rand=True, eval_mode=True)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensor_file(path, f"; LPIPS-{net} needs torchvision's {_BACKBONES[net][0]} weights")
         module.net.load_state_dict(_remap_backbone(module.net, state), strict=True)
     except (RuntimeError, KeyError, IndexError, AttributeError) as e:
         raise GseditError(

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from gsedit.errors import GseditError, InputFileError, MissingPackageError, ModelMissingError
+from gsedit.torch_files import load_tensor_file
 
 if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
@@ -92,10 +93,11 @@ def load_sam(checkpoint: str | Path | None, model_type: SamModelType, device: to
         sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
         # weights only: a checkpoint from the internet must not run code (segment-anything's own
         # torch.load unpickles anything on torch < 2.6)
-        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    except Exception as err:
-        # torch.load raises many types on a foreign or truncated file (UnpicklingError,
-        # IndexError, EOFError...), load_state_dict a RuntimeError on another SAM size.
+        state = load_tensor_file(checkpoint, f"; a SAM {model_type} checkpoint is the .pth file segment-anything publishes")
+        sam.load_state_dict(state)
+    except InputFileError:
+        raise
+    except Exception as err:  # load_state_dict: another SAM size, or not a state dict at all
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputFileError(
             checkpoint, f"not a SAM {model_type} checkpoint ({first_line})"

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, Scene, SceneTrainer, check_finite
+from gsedit.torch_files import load_tensor_file
 
 # nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
 # requirements; the parts used here (fields, sampler, renderers, losses, optimisers) run on gsedit's
@@ -505,19 +506,8 @@ class NerfactoScene(Scene):
         path = Path(path)
         if not path.is_file():
             raise InputFileError(path, "nerfacto checkpoint not found.")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip and tensor errors all mean "not our checkpoint"
-            if "Weights only load failed" in str(exc):
-                why = ("it holds pickled Python objects besides tensors, which gsedit never loads: "
-                       "unpickling them could run code")
-            else:  # torch's messages run to several paragraphs: the first line says it
-                why = f"torch.load could not read it: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-            raise InputFileError(
-                path,
-                f"not a PyTorch checkpoint ({why}); gsedit nerfacto scenes are written by "
-                "`gsedit fit --backend nerfacto` and by nerfacto edit sessions.",
-            ) from exc
+        state = load_tensor_file(path, "; gsedit nerfacto scenes are written by `gsedit fit --backend nerfacto` "
+                                       "and by nerfacto edit sessions")
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise InputFileError(
                 path, f"not a gsedit nerfacto checkpoint (expected format '{CHECKPOINT_FORMAT}')."

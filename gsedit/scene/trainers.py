@@ -9,7 +9,7 @@
   sh0 [N, 1, 3], shN [N, K-1, 3], gsplat's own names; a multi-GPU run's ranks each hold a share, in
   ckpt_STEP_rankR.pt), else the latest `ply/point_cloud_STEP.ply`.
 
-Checkpoints are read with `torch.load(weights_only=True)`: tensors and plain containers only.
+Checkpoints are read with `load_tensor_file` (weights only): tensors and plain containers only.
 `write_trainer_step` writes an edited scene back as a new step in the trainer's own layout.
 """
 
@@ -36,6 +36,7 @@ from gsedit.cameras.trainers import (
 )
 from gsedit.errors import InputFileError
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+from gsedit.torch_files import load_tensor_file
 
 SPLATFACTO_PARAMS = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
 GSPLAT_PARAMS = ("means", "scales", "quats", "opacities", "sh0", "shN")
@@ -93,10 +94,7 @@ def read_trainer_gaussians(found: TrainerScene) -> Gaussians:
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError for foreign objects, RuntimeError for broken zips
-        raise InputFileError(path, f"is not a readable PyTorch checkpoint of tensors ({type(e).__name__}: {e}).") from e
+    state = load_tensor_file(path)
     if not isinstance(state, dict):
         raise InputFileError(path, f"should hold a dict, found {type(state).__name__}.")
     return state

@@ -223,7 +223,7 @@ def test_broken_or_foreign_sam_checkpoint_is_an_input_error(tmp_path, monkeypatc
     patch_sam_registry(monkeypatch, "vit_b")
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"this is not a checkpoint" * 8)
-    with pytest.raises(InputFileError, match="not a SAM vit_b checkpoint"):
+    with pytest.raises(InputFileError, match=r"broken.pth: not a PyTorch checkpoint .*a SAM vit_b checkpoint is"):
         load_sam(broken, "vit_b", torch.device("cpu"))
     foreign = tmp_path / "foreign.pth"
     torch.save({"image_encoder.pos_embed": torch.zeros(3)}, foreign)

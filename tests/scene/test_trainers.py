@@ -297,7 +297,8 @@ def test_a_checkpoint_that_is_no_tensors_is_refused_unrun(folders, tmp_path, cap
     results = tmp_path / "results"
     shutil.copytree(folders["gsplat"], results)
     torch.save({"step": STEP + 1, "splats": _Payload()}, results / "ckpts" / f"ckpt_{STEP + 1}_rank0.pt")
-    with pytest.raises(InputFileError, match="not a readable PyTorch checkpoint of tensors"):
+    with pytest.raises(InputFileError, match=r"not a PyTorch checkpoint \(it holds pickled Python objects besides "
+                                             r"tensors \((builtins\.)?print\)"):
         load_scene_file(results, "cpu")
     assert "this ran" not in capsys.readouterr().out
     torch.save({"step": STEP + 1, "splats": {"means": torch.zeros(3, 3)}}, results / "ckpts" / f"ckpt_{STEP + 1}_rank0.pt")
