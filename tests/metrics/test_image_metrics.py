@@ -12,7 +12,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from gsedit.errors import ModelMissingError
+from gsedit.errors import InputFileError, ModelMissingError
 from gsedit.metrics.image import edit_psnr, load_lpips, lpips, lpips_backbone_file, psnr, ssim
 
 
@@ -128,3 +128,11 @@ def test_lpips_weights_missing_offline(tmp_path, monkeypatch):
     assert "--lpips-weights" in str(err.value)
     with pytest.raises(ModelMissingError, match="nowhere.pth"):
         load_lpips("vgg", backbone_weights=tmp_path / "nowhere.pth")
+
+
+def test_lpips_weights_that_are_no_tensor_file_are_named(tmp_path):
+    garbage = tmp_path / "squeezenet.pth"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    load_lpips.cache_clear()
+    with pytest.raises(InputFileError, match=r"squeezenet.pth: not a PyTorch checkpoint .*LPIPS-squeeze needs"):
+        load_lpips("squeeze", backbone_weights=garbage)
