@@ -458,6 +458,37 @@ def test_a_failed_write_names_the_file_marks_the_turn_and_resumes(scene, referen
     assert_same_turns(out, reference)
 
 
+def test_render_on_a_full_disk_leaves_only_whole_images(scene, tmp_path, monkeypatch, capsys):
+    """The 3rd PNG's write fails half-way: the two before it are whole, no half file or temporary
+    is left, and the rerun writes them all."""
+    import imageio.v3 as iio
+
+    from gsedit.render.images import read_image
+
+    ply, cams = scene
+    out = tmp_path / "r"
+    argv = ["render", str(ply), "--cameras", str(cams), "--out", str(out), "--device", "cpu"]
+    imwrite, calls = iio.imwrite, {"n": 0}
+
+    def filling(path, image, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            Path(path).write_bytes(b"\x89PNG\r\n")  # what a full disk leaves: the start of a file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return imwrite(path, image, *args, **kwargs)
+
+    monkeypatch.setattr(iio, "imwrite", filling)
+    assert main(argv) == 1
+    message = said(capsys)
+    assert "the disk is full" in message and str(out / "rgb") in message and ".tmp" not in message
+    written = sorted((out / "rgb").iterdir())
+    assert len(written) == 2 and all(read_image(f).shape[-1] == 3 for f in written)
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert len(list((out / "rgb").iterdir())) == len(json.loads(Path(cams).read_text()))
+    assert_shareable(out)
+
+
 def test_an_output_folder_that_cannot_be_made(scene, reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "locked" / "D"
     mkdir = Path.mkdir

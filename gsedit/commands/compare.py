@@ -321,12 +321,9 @@ def labelled_grid(rows: list[tuple[str, list[np.ndarray]]], margin: int = 110, m
 
 def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[Path]:
     """DIR/grids/turn_NN.png for every turn all backends finished."""
-    import imageio.v3 as iio
-
-    from gsedit.atomic import atomic_path
     from gsedit.commands.report import shown_views
     from gsedit.edit.session import turn_dirname
-    from gsedit.render.images import read_image, to_uint8
+    from gsedit.render.images import read_image, to_uint8, write_png
 
     views = shown_views(Session.open(out / backends[0]), count)
     written = []
@@ -337,9 +334,7 @@ def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[
                 folder = out / backend / turn_dirname(turn) / "renders"
                 rows.append((f"{backend}\n{label}", [to_uint8(read_image(folder / v)) for v in views]))
         path = out / "grids" / f"{turn_dirname(index)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, labelled_grid(rows), extension=".png")
+        write_png(path, labelled_grid(rows))
         written.append(path)
     return written
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
@@ -20,6 +19,7 @@ from gsedit.edit.loop import Progress, TurnResult, run_turn
 from gsedit.edit.session import Session, TurnRecord
 from gsedit.errors import GseditError
 from gsedit.models.base import ImageEditor, ImageSegmenter
+from gsedit.render.images import save_images
 from gsedit.scene.base import NonFiniteError, Scene
 
 
@@ -71,18 +71,6 @@ class MemoryMeter:
         if self.device is not None and self.device.type == "cuda":
             cuda = torch.cuda.max_memory_allocated(self.device) / 2**20
         return self.peak_rss / 2**20, cuda
-
-
-def save_images(folder: Path, images: Tensor, names: list[str] | None = None) -> None:
-    """Writes [C, H, W, 3] or [C, H, W] images in [0, 1] as NNNN.png into `folder`."""
-    import imageio.v3 as iio
-
-    from gsedit.render.images import to_uint8
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, array in enumerate(to_uint8(images)):
-        name = names[i] if names else f"{i:04d}"
-        iio.imwrite(folder / f"{name}.png", array)
 
 
 def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Cameras) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v3 as iio
 import torch
 from torch import Tensor
 
-from gsedit.atomic import atomic_path
 from gsedit.errors import InputFileError
 from gsedit.models.base import ImageSegmenter
-from gsedit.render.images import read_image
+from gsedit.render.images import read_image, to_uint8, write_png
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Overlay colour (red) and its weight over the image inside the mask.
@@ -63,14 +61,7 @@ def segment_paths(
         if keep:
             mask = 1.0 - mask
         mask_path = out_dir / f"{path.stem}_mask.png"
-        _write_png(mask_path, mask)
-        _write_png(out_dir / f"{path.stem}_overlay.png", overlay(image, mask))
+        write_png(mask_path, to_uint8(mask))
+        write_png(out_dir / f"{path.stem}_overlay.png", to_uint8(overlay(image, mask)))
         mask_paths.append(mask_path)
     return mask_paths
-
-
-def _write_png(path: Path, image: Tensor) -> None:
-    """Writes `image` [H, W] or [H, W, 3] in [0, 1] as an 8-bit PNG, atomically."""
-    array = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, array, extension=".png")

@@ -1,5 +1,2 @@
-"""Rendering: the pure-PyTorch reference rasterizer and the gsplat CUDA path."""
-
-from gsedit.render.rasterize import RasterOutput, rasterize
-
-__all__ = ["RasterOutput", "rasterize"]
+"""Rendering: the pure-PyTorch reference rasterizer (`rasterize`), the native and gsplat paths,
+image files and videos. Nothing is imported here, so image files load without a rasterizer."""

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gsedit.atomic import atomic_path
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError
 
@@ -26,6 +27,22 @@ PALETTE = torch.tensor(
 def to_uint8(images: Tensor) -> np.ndarray:
     """[..., 3] or [...] floats in [0, 1] -> uint8 array."""
     return (images.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+# -- writing ------------------------------------------------------------------------------------
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Writes a uint8 [H, W] or [H, W, C] image as a PNG, atomically: a reader never sees half a file."""
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, array, extension=".png")
+
+
+def save_images(folder: Path, images: Tensor, names: list[str] | None = None) -> None:
+    """Writes [C, H, W, 3] or [C, H, W] images in [0, 1] as NAME.png (NNNN.png by default) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, array in enumerate(to_uint8(images)):
+        write_png(folder / f"{names[i] if names else f'{i:04d}'}.png", array)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -161,15 +178,11 @@ def render_channel(scene, cameras: Cameras, channel: str) -> Tensor:
 
 def render_channel_images(scene, cameras: Cameras, channels: list[str], out: Path) -> int:
     """Writes out/CHANNEL/NAME.png for every camera and out/CHANNEL_sheet.png; returns the count."""
-    import imageio.v3 as iio
-
     written = 0
+    stems = [Path(name).stem for name in cameras.names]
     for channel in channels:
-        images = to_uint8(render_channel(scene, cameras, channel))
-        folder = Path(out) / channel
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, image in zip(cameras.names, images):
-            iio.imwrite(folder / f"{Path(name).stem}.png", image)
-            written += 1
-        iio.imwrite(Path(out) / f"{channel}_sheet.png", contact_sheet(images))
+        images = render_channel(scene, cameras, channel)
+        save_images(Path(out) / channel, images, stems)
+        write_png(Path(out) / f"{channel}_sheet.png", contact_sheet(to_uint8(images)))
+        written += len(stems)
     return written

@@ -176,7 +176,9 @@ def test_bad_settings_are_refused():
 def test_the_loop_imports_no_gaussian_or_rasterizer_code():
     code = (
         "import sys, gsedit.edit.loop, gsedit.edit.engine, gsedit.edit.session;"
-        "bad=[m for m in sys.modules if m.startswith(('gsplat','gsedit.render','gsedit.scene.gaussian','nerfstudio'))];"
+        "rasterizer=('gsedit.render.rasterize','gsedit.render.torch_rasterizer','gsedit.render.native',"
+        "'gsedit.render.gsplat_backend','gsedit.render.projection');"
+        "bad=[m for m in sys.modules if m.startswith(('gsplat','gsedit.scene.gaussian','nerfstudio', *rasterizer))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
