@@ -234,22 +234,30 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
 
     session = start_or_resume(args, device, lock, turns)
     formats = export_formats(args.export, scene_backend(session.scene_path(0)))
-    if not session.pending():
-        console.print(f"nothing to do: every turn of {session.folder} that the --turn list names is finished.")
-    plugins = session.data["plugins"]
-    editor = build_editor(plugins, device)
-    segmenter = build_adss(plugins["adss"], device) if needs_adss(session) else None
     load_scene = lambda path: load_scene_file(path, device)
-    engine = Engine(
-        load_scene=load_scene,
-        cameras_for=lambda scene: session_cameras(session, scene),
-        editor=editor,
-        segmenter=segmenter,
-        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats),
-    )
     export_turns(session, range(session.last_finished() + 1), formats, load_scene)
     if args.turntable:
         _after_turn(session, None, load_scene, True)
+    live = None
+    if not session.pending():  # no editor to load (IP2P takes a while)
+        console.print(f"nothing to do: every turn of {session.folder} that the --turn list names is finished.")
+    else:
+        live = _run_pending_turns(args, session, device, load_scene, formats)
+    if args.refine:
+        run_refine_command(session.folder, args.sr, "none", args.adss, device, args.quiet)
+    return session, live
+
+
+def _run_pending_turns(args, session: Session, device, load_scene, formats: list[str]):
+    """Runs the session's pending turns with its editor; the live viewer if --view, else None."""
+    plugins = session.data["plugins"]
+    engine = Engine(
+        load_scene=load_scene,
+        cameras_for=lambda scene: session_cameras(session, scene),
+        editor=build_editor(plugins, device),
+        segmenter=build_adss(plugins["adss"], device) if needs_adss(session) else None,
+        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats),
+    )
     live = None
     with progress_display(args.quiet) as progress:
         reporter = TurnReporter(progress, JsonLog(session.folder / "log.jsonl"))
@@ -263,9 +271,7 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
         finished = engine.run(session)
     for record in finished:
         console.print(f"turn {record.index} done in {record.seconds:.1f} s → {session.turn_dir(record.index)}")
-    if args.refine:
-        run_refine_command(session.folder, args.sr, "none", args.adss, device, args.quiet)
-    return session, live
+    return live
 
 
 def _after_turn(session: Session, record, load_scene, turntable: bool, formats: list[str] = ()) -> None:
