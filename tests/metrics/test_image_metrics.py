@@ -62,6 +62,21 @@ def test_ssim_matches_torchmetrics():
     torch.testing.assert_close(ssim(a, b), ref, atol=1e-5, rtol=0)
 
 
+def test_ssim_gradient_matches_torchmetrics_autograd():
+    """The fast blur's hand-written input gradient (the D-SSIM loss of every fit) against autograd
+    through torchmetrics' 2-D convolution, in float64; and a gradcheck of the blur itself."""
+    from gsedit.metrics.image import gaussian_blur_valid
+
+    a, b = (t.double() for t in _pair(b=2))
+    ours = a.clone().requires_grad_(True)
+    ssim(ours, b).sum().backward()
+    theirs = _nchw(a).clone().requires_grad_(True)
+    structural_similarity_index_measure(theirs, _nchw(b), data_range=1.0, reduction="none").sum().backward()
+    torch.testing.assert_close(ours.grad, theirs.grad.permute(0, 2, 3, 1), atol=1e-10, rtol=1e-7)
+    x = torch.rand(2, 1, 13, 15, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gaussian_blur_valid, (x,))
+
+
 def test_masked_ssim_is_the_mean_of_the_ssim_map_over_the_mask():
     a, b = _pair(b=2)
     _, full_map = structural_similarity_index_measure(
