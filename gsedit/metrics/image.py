@@ -93,37 +93,43 @@ def edit_psnr(renders_before: Tensor, renders_after: Tensor) -> Tensor:
     return psnr(renders_after, renders_before).mean()
 
 
-def _gaussian_taps(dtype: torch.dtype, device: torch.device) -> Tensor:
-    """[11] normalised Gaussian taps with sigma 1.5: the SSIM window is their outer product."""
-    offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=dtype, device=device)
+def _gaussian_taps() -> tuple[float, ...]:
+    """The 11 normalised Gaussian taps (sigma 1.5) whose outer product is the SSIM window."""
+    offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=torch.float64)
     g = torch.exp(-0.5 * (offsets / _SSIM_SIGMA) ** 2)
-    return g / g.sum()
+    return tuple((g / g.sum()).tolist())
+
+
+def _correlate_slices(x: Tensor, taps: tuple[float, ...], dim: int) -> Tensor:
+    """Valid 1-D correlation of `x` with `taps` along `dim`, as a sum of shifted slices."""
+    size = x.shape[dim] - len(taps) + 1
+    out = x.narrow(dim, 0, size) * taps[0]
+    for k in range(1, len(taps)):
+        out.add_(x.narrow(dim, k, size), alpha=taps[k])
+    return out
 
 
 class _Correlate(torch.autograd.Function):
-    """`F.conv2d(x, kernel)` (no padding) whose input gradient is a forward convolution too.
-
-    ATen's CPU convolution backward is about ten times slower than the forward for these one-channel
-    windows; the gradient of a correlation is the correlation of the zero-padded gradient with the
-    flipped kernel, which the forward kernels compute fast."""
+    """`_correlate_slices` with its input gradient: the correlation of the zero-padded gradient with
+    the reversed taps. Measured on 2 cores for the SSIM stack: 7-16x faster than ATen's one-channel
+    CPU convolution forward, whose backward was slower still (73% of a demo training step)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor) -> Tensor:
-        ctx.save_for_backward(kernel)
-        return F.conv2d(x, kernel)
+    def forward(ctx, x: Tensor, taps: tuple[float, ...], dim: int) -> Tensor:
+        ctx.taps, ctx.dim = taps, dim
+        return _correlate_slices(x, taps, dim)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (kernel,) = ctx.saved_tensors
-        kh, kw = kernel.shape[-2] - 1, kernel.shape[-1] - 1
-        return F.conv2d(F.pad(grad, (kw, kw, kh, kh)), kernel.flip(-2, -1)), None
+        width = len(ctx.taps) - 1
+        pad = [0, 0] * (grad.dim() - 1 - ctx.dim % grad.dim()) + [width, width]
+        return _correlate_slices(F.pad(grad, pad), ctx.taps[::-1], ctx.dim), None, None
 
 
 def gaussian_blur_valid(x: Tensor) -> Tensor:
-    """[N, 1, H, W] -> [N, 1, H - 10, W - 10]: the 11 x 11 SSIM window, applied as two 1-D passes."""
-    taps = _gaussian_taps(x.dtype, x.device)
-    rows = _Correlate.apply(x, taps.view(1, 1, 1, -1))
-    return _Correlate.apply(rows, taps.view(1, 1, -1, 1))
+    """[..., H, W] -> [..., H - 10, W - 10]: the 11 x 11 SSIM window, applied as two 1-D passes."""
+    taps = _gaussian_taps()
+    return _Correlate.apply(_Correlate.apply(x, taps, -1), taps, -2)
 
 
 def ssim_map(a: Tensor, b: Tensor) -> Tensor:
