@@ -71,12 +71,13 @@ def _written_folder(argv: list[str]) -> Path | None:
     rest = argv[argv.index(command) + 1:]
     if flag is None:  # the session is the command's positional argument
         return Path(rest[0]) if rest and not rest[0].startswith("-") else None
-    for i, arg in enumerate(rest):
+    folder = default
+    for i, arg in enumerate(rest):  # the last one counts, as in tyro's own parse
         if arg == flag and i + 1 < len(rest):
-            return Path(rest[i + 1])
-        if arg.startswith(flag + "="):
-            return Path(arg.split("=", 1)[1])
-    return Path(default)
+            folder = rest[i + 1]
+        elif arg.startswith(flag + "="):
+            folder = arg.split("=", 1)[1]
+    return Path(folder)
 
 
 def _run(argv: list[str]) -> None:
