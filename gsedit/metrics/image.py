@@ -250,7 +250,7 @@ def load_lpips(
     try:
         state = load_tensor_file(path, f"; LPIPS-{net} needs torchvision's {_BACKBONES[net][0]} weights")
         module.net.load_state_dict(_remap_backbone(module.net, state), strict=True)
-    except (RuntimeError, KeyError, IndexError, AttributeError) as e:
+    except (RuntimeError, KeyError, IndexError, AttributeError, TypeError) as e:  # TypeError: a list, not a dict
         raise GseditError(
             f"{path}: not the torchvision {_BACKBONES[net][0]} weights LPIPS-{net} needs ({e})"
         ) from e
