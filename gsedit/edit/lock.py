@@ -141,15 +141,15 @@ def refuse_if_busy(folder: str | Path) -> None:
     """Raises SessionBusyError if another process holds `folder`'s lock; takes nothing, writes nothing.
 
     The command line asks this before it loads torch, so that a second writer is told at once."""
-    path = Path(folder) / LOCK_FILE
+    with _held_guard:
+        if Path(folder).resolve() in _held:
+            return  # this process holds it (re-entrant); checked first: opening and closing the
+            # lock file here would drop the held lock where flock is emulated by POSIX locks (NFS)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
     except OSError:
         return  # no lock file (or an unreadable one): the writer's own acquire decides
     try:
-        with _held_guard:
-            if Path(folder).resolve() in _held:
-                return  # this process holds it (re-entrant)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
