@@ -23,10 +23,10 @@ def load_tensor_file(path: str | Path, hint: str = "") -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip, EOF and tensor errors all mean "not a tensor file"
-        raise InputFileError(path, f"not a PyTorch checkpoint ({unreadable_because(exc)}){hint}.") from exc
+        raise InputFileError(path, f"not a PyTorch checkpoint ({_unreadable_because(exc)}){hint}.") from exc
 
 
-def unreadable_because(exc: Exception) -> str:
+def _unreadable_because(exc: Exception) -> str:
     """Why torch.load(weights_only=True) refused a file, in one clause."""
     text = str(exc).strip()
     blocked = re.search(r"GLOBAL ([\w.]+)", text)

@@ -93,6 +93,7 @@ def edit_psnr(renders_before: Tensor, renders_after: Tensor) -> Tensor:
     return psnr(renders_after, renders_before).mean()
 
 
+@functools.cache
 def _gaussian_taps() -> tuple[float, ...]:
     """The 11 normalised Gaussian taps (sigma 1.5) whose outer product is the SSIM window."""
     offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=torch.float64)
@@ -101,7 +102,7 @@ def _gaussian_taps() -> tuple[float, ...]:
 
 
 def _correlate_slices(x: Tensor, taps: tuple[float, ...], dim: int) -> Tensor:
-    """Valid 1-D correlation of `x` with `taps` along `dim`, as a sum of shifted slices."""
+    """Valid 1-D correlation of `x` with `taps` along `dim` (-1 or -2), as a sum of shifted slices."""
     size = x.shape[dim] - len(taps) + 1
     out = x.narrow(dim, 0, size) * taps[0]
     for k in range(1, len(taps)):
@@ -122,7 +123,7 @@ class _Correlate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         width = len(ctx.taps) - 1
-        pad = [0, 0] * (grad.dim() - 1 - ctx.dim % grad.dim()) + [width, width]
+        pad = [width, width] if ctx.dim == -1 else [0, 0, width, width]  # F.pad starts at the last dim
         return _correlate_slices(F.pad(grad, pad), ctx.taps[::-1], ctx.dim), None, None
 
 
@@ -247,8 +248,8 @@ def load_lpips(
     path = _resolve_backbone_weights(net, backbone_weights)
     # pnet_rand builds the backbone without torchvision's own (downloading) weight loader
     module = tm_lpips._LPIPS(pretrained=True, net=net, pnet_rand=True, eval_mode=True)
+    state = load_tensor_file(path, f"; LPIPS-{net} needs torchvision's {_BACKBONES[net][0]} weights")
     try:
-        state = load_tensor_file(path, f"; LPIPS-{net} needs torchvision's {_BACKBONES[net][0]} weights")
         module.net.load_state_dict(_remap_backbone(module.net, state), strict=True)
     except (RuntimeError, KeyError, IndexError, AttributeError, TypeError) as e:  # TypeError: a list, not a dict
         raise GseditError(

@@ -89,15 +89,13 @@ def load_sam(checkpoint: str | Path | None, model_type: SamModelType, device: to
         raise SamCheckpointMissingError(checkpoint, model_type)
     import segment_anything
 
+    # weights only: a checkpoint from the internet must not run code (segment-anything's own
+    # torch.load unpickles anything on torch < 2.6)
+    state = load_tensor_file(checkpoint, f"; a SAM {model_type} checkpoint is the .pth file segment-anything publishes")
+    sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
     try:
-        sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
-        # weights only: a checkpoint from the internet must not run code (segment-anything's own
-        # torch.load unpickles anything on torch < 2.6)
-        state = load_tensor_file(checkpoint, f"; a SAM {model_type} checkpoint is the .pth file segment-anything publishes")
         sam.load_state_dict(state)
-    except InputFileError:
-        raise
-    except Exception as err:  # load_state_dict: another SAM size, or not a state dict at all
+    except Exception as err:  # another SAM size, or not a state dict at all
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputFileError(
             checkpoint, f"not a SAM {model_type} checkpoint ({first_line})"
