@@ -13,7 +13,7 @@ import numpy as np
 import plyfile
 import pytest
 
-from gsedit.cli import main
+from gsedit.cli import _written_folder, main
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene, write_synthetic_scene
 from gsedit.scene.gaussians import SH_C0
 
@@ -259,3 +259,23 @@ def test_output_into_a_closed_pipe_is_not_reported_as_a_fault():
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert "error" not in proc.stderr and "--resume" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, folder",
+    [
+        (["edit", "s.ply", "--turn", "x", "--out", "A"], "A"),
+        (["edit", "s.ply", "--turn", "x", "--out=A"], "A"),
+        (["edit", "s.ply", "--turn", "x"], "session"),
+        (["compare", "s.ply", "--turn", "x"], "compare"),
+        # a repeated option: tyro (argparse) keeps the last value, so the probe must too
+        (["edit", "s.ply", "--out", "A", "--turn", "x", "--out", "B"], "B"),
+        (["edit", "s.ply", "--out=A", "--out", "B"], "B"),
+        (["edit", "s.ply", "--out", "A", "--out=B"], "B"),
+        (["undo", "A"], "A"),
+        (["info", "--out", "A"], None),
+    ],
+)
+def test_the_probed_folder_is_the_written_one(argv, folder):
+    """The folder the busy-session probe checks is the one tyro will write."""
+    assert _written_folder(argv) == (None if folder is None else Path(folder))

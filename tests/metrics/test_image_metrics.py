@@ -12,7 +12,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from gsedit.errors import InputFileError, ModelMissingError
+from gsedit.errors import GseditError, InputFileError, ModelMissingError
 from gsedit.metrics.image import edit_psnr, load_lpips, lpips, lpips_backbone_file, psnr, ssim
 
 
@@ -151,3 +151,13 @@ def test_lpips_weights_that_are_no_tensor_file_are_named(tmp_path):
     load_lpips.cache_clear()
     with pytest.raises(InputFileError, match=r"squeezenet.pth: not a PyTorch checkpoint .*LPIPS-squeeze needs"):
         load_lpips("squeeze", backbone_weights=garbage)
+
+
+@pytest.mark.parametrize("payload", [[torch.ones(3)], torch.ones(3)])
+def test_lpips_weights_that_are_no_state_dict_are_named(tmp_path, payload):
+    path = tmp_path / "squeezenet.pth"
+    torch.save(payload, path)
+    load_lpips.cache_clear()
+    with pytest.raises(GseditError, match=r"squeezenet.pth: not the torchvision squeezenet1_1 weights"):
+        load_lpips("squeeze", backbone_weights=path)
+    load_lpips.cache_clear()
