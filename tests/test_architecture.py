@@ -1,17 +1,53 @@
-"""The package's imports point one way: commands over the library, and no cycles anywhere.
+"""The package's imports point one way, down the layer table of the README ("Architecture"), and
+no cycles anywhere; nothing but the command line imports the commands layer (tools/ included).
 
 Read from the source (every import, at module level or inside a function), so a lazy import that
-closes a cycle counts too: a cycle is two modules that each need the other to be understood.
+closes a cycle counts too: a cycle is two modules that each need the other to be understood. The
+table is read from README.md, so that the rule and its documentation cannot drift apart.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "gsedit"
-LIBRARY = ("scene", "render", "cameras", "edit", "models", "metrics", "data", "viewer")
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "gsedit"
 COMMAND_LAYER = ("gsedit.commands", "gsedit.cli")
+ENTRY_POINTS = (*COMMAND_LAYER, "gsedit.__main__")  # the modules that may import the command layer
+BASE = "*"  # the table's row of the package's top-level modules (`gsedit/*.py`)
+
+
+def layer_table(readme: str) -> list[str]:
+    """The layers of the README's "Architecture" table, top first: "cli", "commands", ..., "*"."""
+    section = readme[readme.index("## Architecture"):]
+    section = section[: section.index("\n## ", 1)]
+    layers = []
+    for cell in re.findall(r"^\| `gsedit/([^`]+)` \|", section, re.M):
+        layers.append(BASE if cell == "*.py" else cell.removesuffix("/").removesuffix(".py"))
+    return layers
+
+
+def layer_of(module: str) -> str:
+    """gsedit.edit.api -> "edit"; gsedit.cli, gsedit.__main__ -> "cli"; gsedit.errors, gsedit -> "*"."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return BASE
+    if len(parts) == 2 and (PACKAGE / f"{parts[1]}.py").is_file():
+        return "cli" if parts[1] in ("cli", "__main__") else BASE
+    return parts[1]
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[str]) -> list[str]:
+    """"importer -> imported" for every import of a layer placed above the importer's."""
+    rank = {layer: i for i, layer in enumerate(layers)}
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if rank[layer_of(target)] < rank[layer_of(module)]
+    )
 
 
 def _module_name(path: Path) -> str:
@@ -19,9 +55,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The gsedit modules that the file at `path` imports."""
-    name = _module_name(path)
+def _imports(path: Path, modules: set[str], name: str | None = None) -> set[str]:
+    """The gsedit modules that the file at `path` (the module `name`, default: its own) imports."""
+    name = name or _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -84,11 +120,27 @@ def test_the_package_has_no_import_cycle():
     assert import_cycles(import_graph()) == []
 
 
-def test_the_library_never_imports_the_commands_layer():
+def tools_imports() -> dict[str, set[str]]:
+    """The gsedit modules that each script of tools/ imports."""
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    return {f"tools.{p.stem}": _imports(p, modules, f"tools.{p.stem}") for p in sorted((ROOT / "tools").glob("*.py"))}
+
+
+def test_imports_point_down_the_readme_layer_table():
+    layers = layer_table((ROOT / "README.md").read_text())
+    assert layers[:2] == ["cli", "commands"] and layers[-1] == BASE
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert folders - set(layers) == set(), "every folder of the package has its row in the table"
+    assert set(layers) - folders - {"cli", BASE} == set(), "the table names no folder that is gone"
+    assert layer_violations(import_graph(), layers) == []
+
+
+def test_only_the_command_line_imports_the_commands_layer():
+    graph = {**import_graph(), **tools_imports()}
     offenders = {
         module: sorted(t for t in targets if t.startswith(COMMAND_LAYER))
-        for module, targets in import_graph().items()
-        if module.split(".")[1:2] and module.split(".")[1] in LIBRARY
+        for module, targets in graph.items()
+        if not module.startswith(ENTRY_POINTS)
     }
     assert {m: t for m, t in offenders.items() if t} == {}
 
@@ -106,6 +158,13 @@ def test_the_checks_see_a_cycle_and_a_layer_violation():
     """The two checks above on a made-up graph: they must not pass vacuously."""
     graph = {"gsedit.scene.a": {"gsedit.scene.b"}, "gsedit.scene.b": {"gsedit.scene.a"}, "gsedit.cli": set()}
     assert import_cycles(graph) == [["gsedit.scene.a", "gsedit.scene.b"]]
+    layers = ["cli", "commands", "edit", "scene", BASE]
+    assert layer_violations({"gsedit.scene.a": {"gsedit.edit.api", "gsedit.errors"}}, layers) == [
+        "gsedit.scene.a -> gsedit.edit.api"]
+    assert layer_violations({"gsedit.errors": {"gsedit.scene.a"}, "gsedit.cli": {"gsedit.commands.x"}}, layers) == [
+        "gsedit.errors -> gsedit.scene.a"]
     real = import_graph()  # the walk sees real edges, lazy ones inside functions included
     assert "gsedit.scene.gaussians" in real["gsedit.scene.gaussian_scene"]
     assert "gsedit.commands.sessions" in real["gsedit.commands.edit"]  # imported inside Edit.run
+    assert "gsedit.data.demo" in tools_imports()["tools.bench_multiturn"]  # and in tools/
+    assert layer_table((ROOT / "README.md").read_text())[2:5] == ["evaluation", "viewer", "edit"]

@@ -134,11 +134,11 @@ def test_compare_json_has_a_row_per_turn_and_backend(finished):
 
 
 def test_grids_show_before_and_after_of_each_backend(finished):
-    from gsedit.commands.report import shown_views
-    from gsedit.edit.session import Session
+    from gsedit.evaluation.report import shown_views
+    from gsedit.edit.session import SessionFolder
 
     out, _ = finished
-    views = shown_views(Session.open(out / "3dgs"), 4)
+    views = shown_views(SessionFolder.open(out / "3dgs"), 4)
     assert len(views) == 4
     factor = math.ceil(128 / SIZE)
     cell = SIZE * factor
@@ -263,7 +263,7 @@ def test_a_broken_input_leaves_the_folder_usable(scene, tmp_path, capsys):
 def test_an_orbit_is_made_once_around_the_input(scene, tmp_path):
     """Rebuilt around a 3DGS refit's wider bounds, orbit:N would circle other views."""
     from gsedit.cameras.formats import load_cameras
-    from gsedit.commands.compare import checked_cameras
+    from gsedit.evaluation.compare import checked_cameras
     from gsedit.edit.lock import FolderLock
     from gsedit.scene.ply import read_ply
 

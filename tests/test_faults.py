@@ -169,7 +169,7 @@ def _interrupt_save_images(monkeypatch, at: int):
 
 
 def _interrupt_report(monkeypatch):
-    from gsedit.commands import report
+    from gsedit.evaluation import report
 
     def interrupted(session):
         raise KeyboardInterrupt

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsedit.commands.report import write_report, write_turn_videos
-from gsedit.edit.session import Session
+from gsedit.evaluation.report import write_report, write_turn_videos
+from gsedit.edit.session import SessionFolder
 from gsedit.scene.gaussian_scene import GaussianScene
 from tests.viewer.browser import dump_dom, screenshot
 from tests.viewer.tiny_session import SIZE, TURNS, VIEWS, make_tiny_session
@@ -56,7 +56,7 @@ window.addEventListener('load', async () => {
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory) -> Session:
+def session(tmp_path_factory) -> SessionFolder:
     session = make_tiny_session(tmp_path_factory.mktemp("report"))
     (session.folder / "metrics.json").write_text(json.dumps(METRICS))
     for index in range(3):
@@ -65,7 +65,7 @@ def session(tmp_path_factory) -> Session:
     return session
 
 
-def _report(session: Session) -> str:
+def _report(session: SessionFolder) -> str:
     return (session.folder / "report.html").read_text()
 
 
@@ -101,7 +101,7 @@ def test_report_without_metrics_or_videos_says_so(session, tmp_path):
     (copy / "metrics.json").unlink()
     for video in copy.glob("turn_*/renders/*.mp4"):
         video.unlink()
-    page = write_report(Session.open(copy)).read_text()
+    page = write_report(SessionFolder.open(copy)).read_text()
     assert "gsedit eval DIR" in page and "<video" not in page
 
 
@@ -112,7 +112,7 @@ def test_broken_metrics_file_is_named(session, tmp_path):
     shutil.copytree(session.folder, copy)
     (copy / "metrics.json").write_text("{not json")
     with pytest.raises(InputFileError, match="metrics.json"):
-        write_report(Session.open(copy))
+        write_report(SessionFolder.open(copy))
 
 
 def test_chromium_loads_every_image_video_and_table(session):

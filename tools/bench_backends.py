@@ -70,7 +70,7 @@ from gsedit.commands.compare import BACKENDS, Compare
 from gsedit.data.demo import DEMO_OVERRIDES
 from gsedit.data.demo import DEMO_TURNS as TURNS
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import EvalConfig, format_value
+from gsedit.evaluation.evaluate import EvalConfig, format_value
 from gsedit.models.ip2p import IP2PConfig
 from gsedit.scene.convert import ConvertConfig
 

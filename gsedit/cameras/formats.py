@@ -28,6 +28,7 @@ __all__ = [
     "read_colmap_model",
     "read_inria_cameras",
     "read_transforms_json",
+    "training_cameras",
     "write_colmap_model",
     "write_inria_cameras",
     "write_transforms_json",
@@ -54,6 +55,12 @@ def load_cameras(spec: str | Path, bounds: tuple[Tensor, Tensor] | None = None) 
             "a COLMAP model folder or orbit:N[@WxH])",
         )
     return _load_json(path)
+
+
+def training_cameras(spec: str, scene, max_side: int | None) -> Cameras:
+    """The cameras of `spec` (any --cameras source) at most `max_side` px, on the device of `scene`
+    (anything with `bounds()` and `device`: a Scene), an orbit circling its bounds."""
+    return load_cameras(spec, bounds=scene.bounds()).limited(max_side).to(scene.device)
 
 
 def _load_json(path: Path) -> Cameras:

@@ -41,7 +41,7 @@ class Convert:
     quiet: bool = False
 
     def run(self) -> None:
-        from gsedit.commands.compare import refit
+        from gsedit.commands.compare import refit_with_progress as refit
         from gsedit.scene.files import scene_backend
         from gsedit.scene.trainers import trainer_step_target, write_trainer_step
 

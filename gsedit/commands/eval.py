@@ -11,7 +11,7 @@ from gsedit.commands.options import (
     Device,
     resolve_device,
 )
-from gsedit.metrics.evaluate import EvalConfig
+from gsedit.evaluation.evaluate import EvalConfig
 from gsedit.scene.files import load_scene_file
 
 
@@ -25,9 +25,9 @@ class Eval:
 
     def run(self) -> None:
         from gsedit.commands.progress import console
-        from gsedit.commands.report import write_report
+        from gsedit.evaluation.report import write_report
         from gsedit.edit.session import SessionFolder
-        from gsedit.metrics.evaluate import evaluate_session, format_table
+        from gsedit.evaluation.evaluate import evaluate_session, format_table
 
         device = resolve_device(self.device)
         metrics = evaluate_session(self.session, self.settings, device,

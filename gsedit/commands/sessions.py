@@ -79,7 +79,7 @@ def _run_pending_turns(session, quiet: bool, turntable: bool, view_port: int | N
 def _after_turn(session, index: int, turntable: bool) -> None:
     """After every finished turn: its videos (if asked for) and a fresh report."""
     if turntable:
-        from gsedit.commands.report import write_turn_videos
+        from gsedit.evaluation.report import write_turn_videos
 
         from gsedit.scene.files import load_scene_file
 
@@ -88,7 +88,7 @@ def _after_turn(session, index: int, turntable: bool) -> None:
 
 
 def _write_report(folder: SessionFolder) -> None:
-    from gsedit.commands.report import write_report
+    from gsedit.evaluation.report import write_report
 
     path = write_report(folder)
     console.print(f"report: {path}")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_dir
@@ -19,6 +16,7 @@ from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
 from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError
+from gsedit.memory import MemoryMeter
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.render.images import save_images
 from gsedit.scene.base import NonFiniteError, Scene
@@ -31,47 +29,6 @@ class Reporter(Protocol):
     def step(self, progress: Progress) -> None: ...
     def turn_finished(self, record: TurnRecord) -> None: ...
     def attach(self, scene: Scene, cameras: Cameras) -> None: ...
-
-
-SAMPLE_SECONDS = 0.05  # RSS has no kernel-kept peak per interval: sample it this often
-
-
-@dataclass
-class MemoryMeter:
-    """Peak resident memory (sampled) and peak CUDA memory of one turn."""
-
-    peak_rss: int = 0
-    device: torch.device | None = None
-    _process: object = field(default=None, repr=False)
-
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    def start(self, device: torch.device) -> None:
-        """Starts measuring; a background thread samples RSS every SAMPLE_SECONDS until `peaks_mb`."""
-        import psutil
-
-        self._process = psutil.Process(os.getpid())
-        self.device = device
-        self.peak_rss = self._process.memory_info().rss
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        threading.Thread(target=self._watch, daemon=True, name="gsedit-memory").start()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self.sample()
-
-    def sample(self) -> None:
-        self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
-
-    def peaks_mb(self) -> tuple[float, float | None]:
-        """(peak RSS, peak CUDA memory or None) in MiB since `start`; stops the sampling."""
-        self._stop.set()
-        self.sample()
-        cuda = None
-        if self.device is not None and self.device.type == "cuda":
-            cuda = torch.cuda.max_memory_allocated(self.device) / 2**20
-        return self.peak_rss / 2**20, cuda
 
 
 def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Cameras) -> None:

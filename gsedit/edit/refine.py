@@ -29,10 +29,11 @@ from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
-from gsedit.edit.engine import MemoryMeter, save_images
+from gsedit.edit.engine import save_images
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.session import SessionFolder, session_cameras
 from gsedit.errors import GseditError, InputFileError
+from gsedit.memory import MemoryMeter
 from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import EnhanceConfig, ImageEnhancer
 from gsedit.render.images import read_mask

@@ -281,12 +281,6 @@ def _describe(turn: Turn) -> str:
 
 def session_cameras(session: SessionFolder, scene):
     """The session's cameras at its training resolution, on the scene's device."""
+    from gsedit.cameras.formats import training_cameras
+
     return training_cameras(session.data["cameras"], scene, session.settings.max_side)
-
-
-def training_cameras(spec: str, scene, max_side: int | None):
-    """The cameras of `spec` (any --cameras source) at most `max_side` px, on the scene's device."""
-    from gsedit.cameras.formats import load_cameras
-
-    cams = load_cameras(spec, bounds=scene.bounds())
-    return cams.limited(max_side).to(scene.device)

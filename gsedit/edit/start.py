@@ -15,7 +15,6 @@ from gsedit.edit.session import (
     Turn,
     check_instruction,
     continue_plan,
-    training_cameras,
 )
 from gsedit.errors import GseditError
 
@@ -74,6 +73,8 @@ def start_or_resume(options: SessionOptions, out: Path, device, lock: FolderLock
     if resume and (out / SESSION_FILE).is_file():  # another run created it meanwhile
         return _resume(options, SessionFolder.open(out), turns, exact)
     spec = absolute_cameras_spec(chosen.spec) if chosen.spec else mapped_cameras_file(chosen.cameras, out)
+    from gsedit.cameras.formats import training_cameras
+
     cameras = training_cameras(spec, scene, options.settings.max_side)
     session = SessionFolder.create(
         out,

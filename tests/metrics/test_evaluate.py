@@ -19,7 +19,7 @@ from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.session import Turn
 from gsedit.edit.session import SessionFolder
 from gsedit.errors import InputFileError
-from gsedit.metrics.evaluate import CLIP_COLUMNS, EvalConfig, evaluate_session, format_table
+from gsedit.evaluation.evaluate import CLIP_COLUMNS, EvalConfig, evaluate_session, format_table
 from gsedit.metrics.image import load_lpips, lpips, ssim
 from gsedit.models.synthetic import SyntheticEditor
 from tests.edit.fake_scene import FakeScene, fake_cameras

@@ -24,7 +24,7 @@ from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.edit.config import EditConfig
 from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.session import Turn
-from gsedit.edit.session import Session
+from gsedit.edit.session import SessionFolder
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.synthetic import SyntheticEditor
 from gsedit.scene.gaussian_scene import GaussianScene
@@ -260,11 +260,11 @@ def test_load_and_fit_reject_bad_input(tmp_path, synthetic):
         fit_nerfacto(images[:, :8], cameras, 1, CONFIG)
 
 
-def start_session(folder, source, cameras) -> Session:
+def start_session(folder, source, cameras) -> SessionFolder:
     settings = EditConfig(
         iters=ITERS, edit_every=2, segmenter="relevance", relevance_guided=True, seed=3
     )
-    session = Session.create(
+    session = SessionFolder.create(
         folder,
         scene_file=NerfactoScene.filename,
         input_path=str(source),
@@ -322,7 +322,7 @@ def test_two_turn_session_on_nerfacto_runs_and_resumes_to_the_same_scene(
         t["status"] for t in json.loads((tmp_path / "cut" / "session.json").read_text())["turns"]
     ]
     assert statuses == ["done", "interrupted"] and not (tmp_path / "cut" / "turn_02").exists()
-    resumed = Session.open(tmp_path / "cut")
+    resumed = SessionFolder.open(tmp_path / "cut")
     assert [r.index for r in engine().run(resumed)] == [2]
     for k in (1, 2):
         a = NerfactoScene.load(tmp_path / "ref" / f"turn_{k:02d}" / "scene.ckpt").render(

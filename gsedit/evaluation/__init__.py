@@ -1,0 +1,1 @@
+"""Evaluation of finished sessions: the metrics of every turn (metrics.json), from its files."""

@@ -1,0 +1,56 @@
+"""A scene refitted in another backend (3DGS <-> nerfacto) to its own renders, with what it cost
+and how close it came (`gsedit convert`, `gsedit compare`, tools/bench_backends.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backend: str, path: Path, device, config,
+          on_step: Callable[[int, float], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
+    """Fits `backend` to the renders of `scene_file` from the cameras of `cameras_spec` (at most
+    `max_side` px), writes it to `path`; returns its file, steps, seconds, peak memory and PSNR to
+    the input's renders.
+
+    Args:
+        config: a scene.convert.ConvertConfig.
+        on_step: called with (step, loss).
+        on_start: called with the number of views before the fit starts.
+    """
+    from gsedit.cameras.formats import training_cameras
+    from gsedit.memory import MemoryMeter
+    from gsedit.scene.convert import nerfacto_preset_name, refit_scene
+    from gsedit.scene.files import load_scene_file
+
+    source = load_scene_file(scene_file, device)
+    cameras = training_cameras(cameras_spec, source, max_side)
+    if on_start is not None:
+        on_start(len(cameras))
+    meter = MemoryMeter()
+    meter.start(source.device)
+    start = time.perf_counter()
+    try:
+        scene = refit_scene(source, cameras, backend, config, on_step=on_step)
+        seconds = time.perf_counter() - start
+        scene.save_as(path)
+        agreement = pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb)
+    finally:
+        rss, cuda = meter.peaks_mb()  # also stops the sampling thread when the refit fails
+    return {
+        "file": str(path),
+        "iters": config.iters,
+        "nerfacto_preset": nerfacto_preset_name(config, source.device) if backend == "nerfacto" else None,
+        "seconds": round(seconds, 3),
+        "peak_rss_mb": rss,
+        "peak_cuda_mb": cuda,
+        "psnr_to_input": agreement,
+    }
+
+
+def pooled_psnr(a, b) -> float:
+    """PSNR of all views [C, H, W, 3] together (one squared error pooled over every pixel)."""
+    from gsedit.metrics.image import psnr
+
+    return float(psnr(a.reshape(1, -1, *a.shape[2:]), b.reshape(1, -1, *b.shape[2:]))[0])
