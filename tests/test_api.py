@@ -217,3 +217,11 @@ def test_the_readme_example_runs_as_written_on_the_demo_scene(tmp_path, monkeypa
     exec(compile(code.replace("iters=200", "iters=4"), "README.md", "exec"), {})
     out = scene.parent / "out"
     assert (out / "turn_01" / "scene.ply").is_file() and not (out / "turn_02").exists()
+
+
+def test_import_gsedit_stays_light_until_session_is_used():
+    code = ("import sys, gsedit; assert 'torch' not in sys.modules, 'import gsedit loaded torch'; "
+            "gsedit.Session; assert 'torch' in sys.modules; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert result.stdout.strip() == "ok", result.stderr

@@ -10,8 +10,8 @@
 Everything is measured in ONE run, both backends side by side, because the machines this runs on
 are shared and noisy: only figures taken together are compared, never figures of another run.
 
-1. `gsedit compare` (the command itself, unchanged) on the scene (default: the synthetic labelled
-   one, `--views` orbit cameras at `--size` px, `--points` Gaussians per object) with the same
+1. `gsedit compare`'s comparison (gsedit.evaluation.comparison, sessions through gsedit.Session)
+   on the scene (default: the synthetic labelled one, `--views` orbit cameras at `--size` px, `--points` Gaussians per object) with the same
    turns, editor, preset and seed for both backends; the nerfacto scene is refitted from the 3DGS
    one's renders (`--refit-iters`, `--nerfacto-preset`). It runs in phases, each in its own fresh
    process (multiprocessing, spawn): the refit, the 3DGS session, the nerfacto session. A
@@ -20,7 +20,7 @@ are shared and noisy: only figures taken together are compared, never figures of
    (read by the process itself from getrusage at its end, so nothing is missed between samples;
    CUDA: the allocator's peak) is its own: the imports (torch, gsedit, and for nerfacto
    nerfstudio), the scene, the editor, the turns. The per-turn figures (seconds, peak RSS) are the
-   sessions' own (session.json). A last `gsedit compare --resume` in this process finds both
+   sessions' own (session.json). A last resumed comparison in this process finds both
    sessions finished and only evaluates them: preservation (PSNR/SSIM of the unedited region
    against the previous turn), Edit PSNR, mIoU of the masks vs the true objects, CLIP when its
    weights are local (this tool sets HF_HUB_OFFLINE=1 unless it is set: nothing is downloaded;
@@ -66,10 +66,11 @@ from typing import Literal
 
 import tyro
 
-from gsedit.commands.compare import BACKENDS, Compare
 from gsedit.data.demo import DEMO_OVERRIDES
 from gsedit.data.demo import DEMO_TURNS as TURNS
 from gsedit.errors import GseditError
+from gsedit.evaluation.compare import BACKENDS
+from gsedit.evaluation.comparison import CompareOptions
 from gsedit.evaluation.evaluate import EvalConfig, format_value
 from gsedit.models.ip2p import IP2PConfig
 from gsedit.scene.convert import ConvertConfig
@@ -122,8 +123,8 @@ class BenchConfig:
 
 
 # -- the comparison, one process per phase --------------------------------------------------------
-def compare_args(cfg: BenchConfig, out: Path) -> Compare:
-    """The `gsedit compare` command of this benchmark (the synthetic scene is written first)."""
+def compare_args(cfg: BenchConfig, out: Path) -> CompareOptions:
+    """The comparison of this benchmark (`gsedit compare`'s options) (the synthetic scene is written first)."""
     from gsedit.edit.config import load_preset
 
     if (out / "compare").exists():
@@ -147,7 +148,7 @@ def compare_args(cfg: BenchConfig, out: Path) -> Compare:
         )
     settings, _ = load_preset(cfg.method)
     settings = replace(settings, iters=cfg.iters, **(DEMO_OVERRIDES if cfg.demo_overrides else {}))
-    return Compare(
+    return CompareOptions(
         scene=scene,
         cameras=cameras,
         turn=list(cfg.turn),
@@ -155,7 +156,6 @@ def compare_args(cfg: BenchConfig, out: Path) -> Compare:
         method=cfg.method,
         editor=cfg.editor,
         device=cfg.device,
-        quiet=True,
         settings=settings,
         ip2p=cfg.ip2p,
         refit=ConvertConfig(iters=cfg.refit_iters, nerfacto_preset=cfg.nerfacto_preset),
@@ -163,28 +163,35 @@ def compare_args(cfg: BenchConfig, out: Path) -> Compare:
     )
 
 
-def run_phase(args: Compare, backend: str | None, threads: int) -> dict:
+def run_phase(args: CompareOptions, backend: str | None, threads: int) -> dict:
     """In a fresh process: the refits (backend None, which creates compare.json) or `backend`'s
     session; returns this process's peak RSS and CUDA memory in MiB."""
     import torch
 
-    from gsedit.commands.compare import edit_backend, open_plan, plan_turns, planned_edit, scene_for
-    from gsedit.commands.options import resolve_device
+    from gsedit.edit.lock import FolderLock
+    from gsedit.edit.options import options_of, resolve_device
+    from gsedit.evaluation.compare import (
+        edit_backend,
+        open_plan,
+        plan_turns,
+        planned_options,
+        scene_for,
+    )
 
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(args.device)
     out = Path(args.out)
-    if backend is None:
-        plan = open_plan(args, out)
-        for name in plan["backends"]:
-            scene_for(name, plan, out, device, args.refit, args.quiet)
-    else:
-        plan = open_plan(replace(args, resume=True, turn=[]), out)
-        scene_file = scene_for(backend, plan, out, device, args.refit, args.quiet)
-        edit_backend(
-            planned_edit(args, plan), scene_file, out / backend, plan_turns(plan)
-        )
+    with FolderLock(out) as lock:
+        if backend is None:
+            plan = open_plan(args, out, lock)
+            for name in plan["backends"]:
+                scene_for(name, plan, out, device, args.refit)
+        else:
+            plan = open_plan(replace(args, resume=True, turn=[]), out, lock)
+            scene_file = scene_for(backend, plan, out, device, args.refit)
+            edit_backend(planned_options(options_of(args), plan), scene_file, out / backend, plan_turns(plan),
+                         device, lambda session: session.run_pending())
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return {
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -218,17 +225,18 @@ def others_share(since: tuple[float, float, float]) -> float:
     return max(0.0, (busy1 - busy0) - (own1 - own0)) / ((t1 - t0) * os.cpu_count())
 
 
-def run_comparison(args: Compare, backends: list[str], threads: int) -> tuple[dict, dict]:
+def run_comparison(args: CompareOptions, backends: list[str], threads: int) -> tuple[dict, dict]:
     """(compare's plan with its results, {phase: peaks}): refits, each session in its own process,
-    then the evaluation here (`gsedit compare --resume` with nothing left to edit)."""
-    from gsedit.commands.compare import run_compare
+    then the evaluation here (the comparison resumed with nothing left to edit)."""
+    from gsedit.evaluation.comparison import run_comparison as resume_comparison
 
     peaks = {}
     for phase, backend in [("refit", None), *((b, b) for b in backends)]:
         since = cpu_clock()
         peaks[phase] = in_own_process(run_phase, args, backend, threads)
         peaks[phase]["others_cpu_share"] = others_share(since)
-    return run_compare(replace(args, resume=True, turn=[])), peaks
+    finished = resume_comparison(replace(args, resume=True, turn=[]), lambda session: session.run_pending())
+    return finished, peaks
 
 
 # -- speed, interleaved ---------------------------------------------------------------------------
@@ -266,15 +274,15 @@ def step_block(trainer, cameras, targets, block: int) -> Callable[[int], None]:
     return run
 
 
-def measure_speed(plan: dict, args: Compare, cfg: BenchConfig, device) -> dict[str, dict]:
+def measure_speed(plan: dict, args: CompareOptions, cfg: BenchConfig, device) -> dict[str, dict]:
     """{backend: {step_seconds: [s/step of every round], render_seconds: [s/view of every render]}}."""
-    from gsedit.commands.compare import scene_for
-    from gsedit.edit.session import training_cameras
+    from gsedit.cameras.formats import training_cameras
+    from gsedit.evaluation.compare import scene_for
     from gsedit.scene.files import load_scene_file
 
     out = Path(args.out)
     scenes = {
-        b: load_scene_file(scene_for(b, plan, out, device, args.refit, True), device)
+        b: load_scene_file(scene_for(b, plan, out, device, args.refit), device)
         for b in plan["backends"]
     }
     cameras = training_cameras(plan["cameras"], scenes[plan["backends"][0]], plan["max_side"])
@@ -435,7 +443,7 @@ def print_table(sections: list[list[Row]], backends: list[str], title: str, capt
 
 
 def caption_lines(
-    plan: dict, args: Compare, cfg: BenchConfig, device, others: float, seconds: float
+    plan: dict, args: CompareOptions, cfg: BenchConfig, device, others: float, seconds: float
 ) -> list[str]:
     """What ran where, how busy other jobs kept the machine, what the quality rows can't say."""
     import torch
@@ -490,10 +498,12 @@ def json_results(
 
 def main(cfg: BenchConfig) -> None:
     import torch
+    from rich.console import Console
 
     from gsedit.atomic import write_json
-    from gsedit.commands.options import resolve_device
-    from gsedit.commands.progress import console
+    from gsedit.edit.options import resolve_device
+
+    console = Console(stderr=True)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # children inherit it: eval never downloads
     if cfg.threads:

@@ -9,18 +9,7 @@ from pathlib import Path
 
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
-from gsedit.edit.lock import FolderLock, deferred_lock
-from gsedit.errors import GseditError
-from gsedit.evaluation.compare import (
-    COST_COLUMNS,
-    METRIC_COLUMNS,
-    edit_backend,
-    open_plan,
-    plan_turns,
-    planned_options,
-    scene_for,
-    summarise,
-)
+from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
 from gsedit.evaluation.evaluate import EvalConfig, format_value
 from gsedit.scene.convert import ConvertConfig
 
@@ -64,38 +53,17 @@ def results_table(plan: dict):
 # -- the command ----------------------------------------------------------------------------------
 def run_compare(args) -> dict:
     """`gsedit compare` (args: the Compare command): refits, both sessions, grids and tables."""
-    from gsedit.commands.options import resolve_device
-
-    device = resolve_device(args.device)
-    if args.views < 1:
-        raise GseditError(f"--views must be at least 1, got {args.views}.")
-    out = Path(args.out)
-    with deferred_lock(out) as lock:  # open_plan takes it once the inputs are checked
-        return _run_locked(args, device, out, lock)
-
-
-def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
-    from gsedit.edit.plugins import config_from_dict
-    from gsedit.scene.convert import ConvertConfig
-
-    plan = open_plan(args, out, lock)
-    turns = plan_turns(plan)
-    refit_config = config_from_dict(ConvertConfig, plan["refit"])
-    from gsedit.commands.sessions import edit_options, run_session
-
-    options = planned_options(edit_options(args), plan)
+    from gsedit.commands.sessions import run_session
+    from gsedit.evaluation.comparison import run_comparison
 
     def run(session):
         run_session(session, quiet=args.quiet, turntable=args.turntable,
                     refine=args.sr if args.refine else None, adss=args.adss)
 
-    for backend in plan["backends"]:
-        console.rule(f"[bold]{backend}")
-        scene_file = scene_for(backend, plan, out, device, refit_config, partial(refit_with_progress, quiet=args.quiet))
-        edit_backend(options, scene_file, out / backend, turns, device, run)
-    plan = summarise(out, plan, args.metrics, device, args.views)
+    plan = run_comparison(args, run, partial(refit_with_progress, quiet=args.quiet),
+                          lambda backend: console.rule(f"[bold]{backend}"))
     console.print(results_table(plan))
-    console.print(f"comparison: {out / 'compare.html'}")
+    console.print(f"comparison: {Path(args.out) / 'compare.html'}")
     return plan
 
 

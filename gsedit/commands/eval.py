@@ -25,9 +25,9 @@ class Eval:
 
     def run(self) -> None:
         from gsedit.commands.progress import console
-        from gsedit.evaluation.report import write_report
         from gsedit.edit.session import SessionFolder
         from gsedit.evaluation.evaluate import evaluate_session, format_table
+        from gsedit.evaluation.report import write_report
 
         device = resolve_device(self.device)
         metrics = evaluate_session(self.session, self.settings, device,

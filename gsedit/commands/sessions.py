@@ -3,7 +3,6 @@ messages and report."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from gsedit.commands.progress import JsonLog, TurnReporter, console, progress_display
@@ -13,22 +12,16 @@ STAND_IN_NOTE = ("[yellow]note:[/] the synthetic editor is an offline stand-in f
                  "the loop and its numbers are not edit quality.")
 
 
-def edit_options(args):
-    """The SessionOptions of the Edit (or Compare) command `args`."""
-    from gsedit.edit.options import SessionOptions
-
-    return SessionOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SessionOptions)})
-
-
 def run_edit_command(args) -> SessionFolder:
     """Runs `gsedit edit` (args: the Edit command) through gsedit.Session."""
     from gsedit.commands.options import resolve_device
     from gsedit.edit.api import Session
+    from gsedit.edit.options import options_of
     from gsedit.edit.start import make_turns
 
     device = resolve_device(args.device)
     turns = make_turns(args.turn, args.target, args.keep)
-    with Session.start(args.out, edit_options(args), turns, resume=args.resume, device=device) as session:
+    with Session.start(args.out, options_of(args), turns, resume=args.resume, device=device) as session:
         live = run_session(session, quiet=args.quiet, turntable=args.turntable, refine=args.sr if args.refine else None,
                            adss=args.adss, view_port=args.view_port if getattr(args, "view", False) else None)
     if live is not None:
@@ -80,7 +73,6 @@ def _after_turn(session, index: int, turntable: bool) -> None:
     """After every finished turn: its videos (if asked for) and a fresh report."""
     if turntable:
         from gsedit.evaluation.report import write_turn_videos
-
         from gsedit.scene.files import load_scene_file
 
         write_turn_videos(session.record, index, lambda path: load_scene_file(path, session.device))

@@ -70,6 +70,12 @@ def resolve_device(device: Device):
     return torch.device(device)
 
 
+def options_of(source) -> SessionOptions:
+    """The SessionOptions fields of `source`, any object with the same field names (the Edit
+    command, a batch job, CompareOptions)."""
+    return SessionOptions(**{f.name: getattr(source, f.name) for f in dataclasses.fields(SessionOptions)})
+
+
 def option_names(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Every name `session_options` takes (plus `extra`, the caller's own keys)."""
     return (*extra, *PLAIN_KEYS, "settings", "adss", *fields_of(EditConfig), *fields_of(ADSSConfig))
