@@ -234,7 +234,7 @@ class Session:
 
     # -- internals ---------------------------------------------------------------------------
     def _check_open(self) -> None:
-        if self._lock._key is None:
+        if not self._lock.held:
             raise GseditError(f"the session object of {self.folder} is closed: open it again with Session.open.")
 
     def _load_scene(self, path: Path):

@@ -5,7 +5,8 @@ lock. The lock file names its holder (pid, host, command, since when) so that a 
 say who it is waiting for. Readers (`gsedit eval`, `gsedit view`, the report) never take it.
 
 Within one process the lock is re-entrant: `gsedit edit --refine` refines the folder it holds,
-and `gsedit compare` runs ordinary sessions inside the comparison folder it holds.
+and `gsedit compare` runs ordinary sessions inside the comparison folder it holds. A
+`gsedit.Session` takes it non-re-entrant: two session objects on one folder are two writers.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class FolderLock:
             self._key = key
         remove_stale_temporaries(key)
         return self
+
+    @property
+    def held(self) -> bool:
+        return self._key is not None
 
     def release(self) -> None:
         if self._key is None:
