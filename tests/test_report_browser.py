@@ -19,7 +19,7 @@ from tests.viewer.tiny_session import SIZE, TURNS, VIEWS, make_tiny_session
 
 VIDEO_FRAMES = 6
 VIDEO_SIZE = 32
-# the layout `gsedit eval` writes (gsedit/metrics/evaluate.py), trimmed to a few columns
+# the layout `gsedit eval` writes (gsedit/evaluation/evaluate.py), trimmed to a few columns
 METRICS = {
     "editor_is_stand_in": True,
     "turns": [

@@ -65,7 +65,7 @@ def plan_turns(plan: dict) -> list[Turn]:
 
 def open_plan(args, out: Path, lock: FolderLock) -> dict:
     """compare.json: created from the arguments (`args`: the options of `gsedit compare`, as
-    commands.compare.Compare holds them), or (`args.resume`) read back with the turns it lacks
+    CompareOptions and the Compare command hold them), or (`args.resume`) read back with the turns it lacks
     appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
     from gsedit.edit.plugins import plugin_settings
     from gsedit.edit.start import make_turns
