@@ -127,6 +127,7 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     from gsedit.scene.files import (
         check_scene_in_view,
         load_scene_file,
+        orient_spz,
         scene_backend,
         scene_cameras,
     )
@@ -134,6 +135,9 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     # the scene and the cameras fail early, before any folder is written
     scene = load_scene_file(args.scene, device, args.iteration)
     chosen = scene_cameras(args.scene, args.cameras, args.dataparser_transforms, scene.bounds())
+    scene, axes_note = orient_spz(scene, chosen, args.scene, args.spz_axes)
+    if axes_note:
+        console.print(axes_note)
     if args.frame_check:
         check_scene_in_view(scene, chosen, args.scene)
     export_formats(args.export, scene_backend(args.scene))
@@ -204,15 +208,16 @@ def export_formats(text: str, backend: str) -> list[str]:
     return formats
 
 
-def export_turns(session: Session, indices, formats: list[str], load_scene) -> None:
-    """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`."""
+def export_turns(session: Session, indices, formats: list[str], load_scene, spz_axes: str = "auto") -> None:
+    """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`
+    (an .spz in RUB axes, or in `spz_axes` "ply")."""
     for index in indices:
         missing = [session.turn_dir(index) / f"scene.{fmt}" for fmt in formats]
         missing = [path for path in missing if not path.exists()]
         if missing:
             scene = load_scene(session.scene_path(index))
             for path in missing:
-                scene.save_as(path)
+                scene.save_as(path, "ply" if spz_axes == "ply" else "rub")
 
 
 def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
@@ -235,7 +240,7 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
     session = start_or_resume(args, device, lock, turns)
     formats = export_formats(args.export, scene_backend(session.scene_path(0)))
     load_scene = lambda path: load_scene_file(path, device)
-    export_turns(session, range(session.last_finished() + 1), formats, load_scene)
+    export_turns(session, range(session.last_finished() + 1), formats, load_scene, args.spz_axes)
     if args.turntable:
         _after_turn(session, None, load_scene, True)
     live = None
@@ -256,7 +261,7 @@ def _run_pending_turns(args, session: Session, device, load_scene, formats: list
         cameras_for=lambda scene: session_cameras(session, scene),
         editor=build_editor(plugins, device),
         segmenter=build_adss(plugins["adss"], device) if needs_adss(session) else None,
-        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats),
+        after_turn=lambda s, record: _after_turn(s, record, load_scene, args.turntable, formats, args.spz_axes),
     )
     live = None
     with progress_display(args.quiet) as progress:
@@ -274,10 +279,11 @@ def _run_pending_turns(args, session: Session, device, load_scene, formats: list
     return live
 
 
-def _after_turn(session: Session, record, load_scene, turntable: bool, formats: list[str] = ()) -> None:
+def _after_turn(session: Session, record, load_scene, turntable: bool, formats: list[str] = (),
+                spz_axes: str = "auto") -> None:
     """After every finished turn: its other splat formats and videos (if asked for), a fresh report."""
     if record is not None:
-        export_turns(session, [record.index], formats, load_scene)
+        export_turns(session, [record.index], formats, load_scene, spz_axes)
     if turntable:
         from gsedit.commands.report import write_turn_videos
 
