@@ -25,8 +25,9 @@ class OrbitConfig:
     """Angle of the cameras above the horizontal plane through the scene centre."""
     fov_deg: float = 50.0
     """Field of view across the shorter image side; the radius makes the bounding box fit in it."""
-    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
-    """World up axis: the axis of the circle, and "up" in every image."""
+    up: tuple[float, float, float] = (0.0, -1.0, 0.0)
+    """World up axis: the axis of the circle, and "up" in every image. Default -y: the `.ply`'s
+    (COLMAP's, OpenCV's) y-down convention, which splat viewers and gsedit's synthetic scenes share."""
     min_radius: float = 1e-3
     """Bounding-sphere radius used for a degenerate (single point) box, so cameras stay off it."""
 

@@ -32,6 +32,7 @@ A job that fails (bad input, missing model, a crash) is reported and the others 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import traceback
 import typing
@@ -345,7 +346,12 @@ def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False) -
 
     connected_here = not ray.is_initialized()
     if connected_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+        except (ConnectionError, RuntimeError) as exc:  # ConnectionError is an OSError: not "a file: ..."
+            if address is None:
+                raise
+            raise GseditError(cluster_error(address, ray.__version__, str(exc))) from None
     try:
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         task = ray.remote(max_retries=0)(run_job)
@@ -378,6 +384,23 @@ def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False) -
     finally:
         if connected_here:
             ray.shutdown()
+
+
+def cluster_error(address: str, version: str, reason: str) -> str:
+    """Why `gsedit batch --address` found no cluster, and the likely causes (README, "Running on a Ray cluster")."""
+    tried = re.search(r" at (\S+?:\d+)", reason)
+    rewritten = ""
+    if tried and address != "auto" and tried[1] != address.removeprefix("ray://"):
+        rewritten = f" (Ray rewrote {address} to {tried[1]})"
+    return (
+        f"gsedit batch could not connect to the Ray cluster at {address}{rewritten}: {reason.strip().rstrip('.')}. "
+        "Likely causes: the address (Ray replaces a loopback address by this machine's other interface, where a "
+        "head started without --node-ip-address 127.0.0.1 may not listen: start the head with `ray start --head "
+        "--node-ip-address 127.0.0.1` and give --address auto); token authentication, on by default in current "
+        "Ray (InvalidAuthToken lines above: this process needs the head's token, ~/.ray/auth_token on the head's "
+        "machine or RAY_AUTH_TOKEN); or another Ray version on the head than gsedit's "
+        f"Ray {version} (`ray --version` on both)."
+    )
 
 
 def job_resources(job: BatchJob, resources: BatchResources, has_gpus: bool) -> dict[str, float]:

@@ -11,7 +11,9 @@ from tyro.conf import Positional
 
 from gsedit.commands.options import (
     ITERATION_HELP,
+    SPZ_AXES_HELP,
     Device,
+    SpzAxesOption,
     resolve_device,
 )
 from gsedit.errors import GseditError
@@ -37,6 +39,7 @@ class Convert:
     max_side: int | None = None
     """Render and fit at most this many pixels on the longer side."""
     refit: ConvertConfig = field(default_factory=ConvertConfig)
+    spz_axes: Annotated[SpzAxesOption, tyro.conf.arg(help=SPZ_AXES_HELP)] = "auto"
     device: Device = "auto"
     quiet: bool = False
 
@@ -52,7 +55,7 @@ class Convert:
             return
         backend = scene_backend(self.out)
         if scene_backend(self.scene) == backend == "3dgs":
-            path = load_scene_file(self.scene, "cpu", self.iteration).save_as(self.out)
+            path = self._read_scene().save_as(self.out, "ply" if self.spz_axes == "ply" else "rub")
             print(f"re-encoded {self.scene} -> {path}")
             return
         if scene_backend(self.scene) == backend:
@@ -63,3 +66,14 @@ class Convert:
         entry = refit(str(self.scene), cameras, self.max_side, backend, self.out,
                       resolve_device(self.device), self.refit, self.quiet)
         print(f"{backend} scene -> {self.out} ({entry['seconds']:.0f} s, {entry['psnr_to_input']:.2f} dB to the input's renders)")
+
+    def _read_scene(self):
+        """The input scene, an .spz in the axes --spz-axes says (auto: chosen by --cameras when given)."""
+        from gsedit.scene.files import orient_spz, scene_cameras
+
+        scene = load_scene_file(self.scene, "cpu", self.iteration)
+        cameras = None if self.cameras is None else scene_cameras(self.scene, self.cameras, None, scene.bounds())
+        scene, axes_note = orient_spz(scene, cameras, self.scene, self.spz_axes)
+        if axes_note:
+            print(axes_note)
+        return scene

@@ -15,7 +15,9 @@ from gsedit.commands.options import (
     DEFAULT_METHOD,
     FRAME_CHECK_HELP,
     ITERATION_HELP,
+    SPZ_AXES_HELP,
     Device,
+    SpzAxesOption,
 )
 from gsedit.edit.config import EditConfig
 from gsedit.edit.refine import RefineConfig
@@ -36,6 +38,7 @@ class EditRun:
     frame_check: Annotated[bool, tyro.conf.arg(help=FRAME_CHECK_HELP)] = True
     export: str = ""
     """Comma-separated splat formats written beside every turn's scene.ply: spz, compressed.ply, splat (3DGS)."""
+    spz_axes: Annotated[SpzAxesOption, tyro.conf.arg(help=SPZ_AXES_HELP)] = "auto"
     turn: UseAppendAction[list[str]] = field(default_factory=list)
     """An instruction; repeat for several turns (they run in order)."""
     out: Path = Path("session")

@@ -10,6 +10,7 @@ from tyro.conf import OmitArgPrefixes, Positional
 
 from gsedit.commands.options import (
     Device,
+    SpzAxesOption,
     resolve_device,
 )
 from gsedit.scene.fit import FitConfig
@@ -33,6 +34,8 @@ class Fit:
     """3DGS writes a .ply; nerfacto (needs the [nerf] install, see README) writes a .ckpt."""
     nerfacto_preset: Literal["nerfacto", "tiny"] = "nerfacto"
     """nerfacto size: the method's defaults (GPU), or a tiny one that trains on CPU."""
+    spz_axes: SpzAxesOption = "auto"
+    """The axes of an .spz --out: rub (auto: the specification's, Niantic's viewers) or ply (SuperSplat)."""
     device: Device = "auto"
     quiet: bool = False
     recipe: OmitArgPrefixes[FitConfig] = field(default_factory=FitConfig)
@@ -61,7 +64,7 @@ class Fit:
         scene = start.to(device)
         with fit_progress(self.quiet, self.iters) as on_step:
             loss = fit_scene(scene, cams, images, self.iters, on_step)
-        path = scene.save_as(self.out)
+        path = scene.save_as(self.out, "ply" if self.spz_axes == "ply" else "rub")
         print(f"fitted {len(scene):,} Gaussians (last loss {loss:.4f}) -> {path}")
 
     def _fit_nerfacto(self, images, cams, device) -> None:

@@ -27,3 +27,9 @@ FRAME_CHECK_HELP = ("Refuse a scene and cameras that do not see each other (a fr
 
 DATAPARSER_HELP = ("A nerfstudio run's dataparser_transforms.json: maps --cameras (the dataset's, in its original "
                    "frame) into that run's frame, e.g. for an ns-export splat edited with the dataset's transforms.json.")
+
+SpzAxesOption = Literal["auto", "rub", "ply"]
+
+SPZ_AXES_HELP = ("The axes of .spz files: rub (the specification's: Niantic's library and viewers, spz-convert), ply "
+                 "(the .ply's own x right, y down, z forward: splat-transform 3.x and SuperSplat), or auto: read "
+                 "in the axes under which the cameras see the scene (RUB when they cannot tell), write RUB.")

@@ -22,6 +22,8 @@ def run_edit_command(args) -> SessionFolder:
     device = resolve_device(args.device)
     turns = make_turns(args.turn, args.target, args.keep)
     with Session.start(args.out, options_of(args), turns, resume=args.resume, device=device) as session:
+        if not args.resume and session.record.data.get("input_note"):
+            console.print(session.record.data["input_note"])
         live = run_session(session, quiet=args.quiet, turntable=args.turntable, refine=args.sr if args.refine else None,
                            adss=args.adss, view_port=args.view_port if getattr(args, "view", False) else None)
     if live is not None:

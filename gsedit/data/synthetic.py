@@ -2,6 +2,10 @@
 
 They stand in for real captures in the demo, the tests and the benchmarks: every Gaussian carries
 the label of the object it belongs to, so true object masks can be rendered for any camera.
+
+The world is the `.ply`'s (COLMAP's, OpenCV's): x right, y down, z forward, so up is -y and splat
+viewers (SuperSplat, the INRIA viewer, gsplat's) open the scenes upright. The floor is the plane
+y = 0 and the objects stand on it, at negative y.
 """
 
 from __future__ import annotations
@@ -19,18 +23,18 @@ from gsedit.scene.gaussians import Gaussians, num_sh_bases, rgb_to_sh0
 class SyntheticObject:
     name: str
     shape: str  # "cube" | "sphere" | "cylinder" | "floor"
-    center: tuple[float, float, float]
+    center: tuple[float, float, float]  # x right, y down (up is -y), z forward
     size: float  # half-extent (cube, floor) or radius (sphere, cylinder)
     color: tuple[float, float, float]
 
 
 def default_objects() -> list[SyntheticObject]:
-    # z is up; the objects stand on the floor at z = 0
+    # -y is up; the objects stand on the floor at y = 0
     return [
         SyntheticObject("floor", "floor", (0.0, 0.0, 0.0), 1.1, (0.55, 0.55, 0.52)),
-        SyntheticObject("cube", "cube", (-0.55, -0.25, 0.3), 0.3, (0.15, 0.35, 0.85)),
-        SyntheticObject("sphere", "sphere", (0.5, -0.3, 0.32), 0.32, (0.2, 0.75, 0.25)),
-        SyntheticObject("cylinder", "cylinder", (0.0, 0.6, 0.35), 0.22, (0.9, 0.85, 0.8)),
+        SyntheticObject("cube", "cube", (-0.55, -0.3, -0.25), 0.3, (0.15, 0.35, 0.85)),
+        SyntheticObject("sphere", "sphere", (0.5, -0.32, -0.3), 0.32, (0.2, 0.75, 0.25)),
+        SyntheticObject("cylinder", "cylinder", (0.0, -0.35, 0.6), 0.22, (0.9, 0.85, 0.8)),
     ]
 
 
@@ -52,30 +56,42 @@ def _unit(v: Tensor) -> Tensor:
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def _world(local: Tensor) -> Tensor:
+    """[n, 3] world points (x right, y down, z forward) of [n, 3] (across, depth, height) offsets."""
+    return torch.stack([local[:, 0], -local[:, 2], local[:, 1]], dim=1)
+
+
+def _height(obj: SyntheticObject) -> float:
+    """How high the centre of `obj` stands above the floor (y = 0, up is -y)."""
+    return -obj.center[1]
+
+
 def _sample_surface(obj: SyntheticObject, n: int, gen: torch.Generator) -> Tensor:
-    """[n, 3] points on the surface of `obj`."""
+    """[n, 3] points on the surface of `obj`, drawn as (across, depth, height) offsets from its centre."""
     c = torch.tensor(obj.center)
     s = obj.size
     if obj.shape == "sphere":
-        return c + s * _unit(torch.randn(n, 3, generator=gen))
+        return c + s * _world(_unit(torch.randn(n, 3, generator=gen)))
     if obj.shape == "floor":
-        xy = (torch.rand(n, 2, generator=gen) * 2 - 1) * s
-        return c + torch.cat([xy, torch.zeros(n, 1)], dim=1)
+        xz = (torch.rand(n, 2, generator=gen) * 2 - 1) * s
+        return c + _world(torch.cat([xz, torch.zeros(n, 1)], dim=1))
     if obj.shape == "cube":
         p = torch.rand(n, 3, generator=gen) * 2 - 1
         axis = torch.randint(0, 3, (n,), generator=gen)
         sign = torch.randint(0, 2, (n,), generator=gen).float() * 2 - 1
         p[torch.arange(n), axis] = sign
-        return c + s * p
+        return c + s * _world(p)
     if obj.shape == "cylinder":
-        height = c[2].item() * 2  # from the floor to twice the centre height
+        centre_height = _height(obj)
+        height = centre_height * 2  # from the floor to twice the centre height
         theta = torch.rand(n, generator=gen) * 2 * math.pi
-        z = torch.rand(n, generator=gen) * height
-        pts = torch.stack([c[0] + s * theta.cos(), c[1] + s * theta.sin(), z], dim=1)
+        h = torch.rand(n, generator=gen) * height
+        local = torch.stack([s * theta.cos(), s * theta.sin(), h - centre_height], dim=1)
         top = torch.rand(n, generator=gen) < 0.25  # a lid so the top is closed
         r = s * torch.rand(n, generator=gen).sqrt()
-        pts[top] = torch.stack([c[0] + r * theta.cos(), c[1] + r * theta.sin(), torch.full((n,), height)], 1)[top]
-        return pts
+        lid = torch.stack([r * theta.cos(), r * theta.sin(), torch.full((n,), centre_height)], 1)
+        local[top] = lid[top]
+        return c + _world(local)
     raise ValueError(f"unknown synthetic shape '{obj.shape}'")
 
 
@@ -85,7 +101,7 @@ def _surface_area(obj: SyntheticObject) -> float:
         "sphere": 4 * math.pi * s**2,
         "floor": 4 * s**2,
         "cube": 24 * s**2,
-        "cylinder": 2 * math.pi * s * obj.center[2] * 2 + math.pi * s**2,
+        "cylinder": 2 * math.pi * s * _height(obj) * 2 + math.pi * s**2,
     }[obj.shape]
 
 

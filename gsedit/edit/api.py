@@ -57,10 +57,11 @@ class TurnProgress:
 class Session:
     """An open session folder: run turns, undo them, read its scenes. Use `create` or `open`."""
 
-    def __init__(self, folder: SessionFolder, lock: FolderLock, device: Device | Any = "auto", export: str = ""):
+    def __init__(self, folder: SessionFolder, lock: FolderLock, device: Device | Any = "auto", export: str = "",
+                 spz_axes: str = "auto"):
         self._folder, self._lock = folder, lock
         self._device = device
-        self._export = export
+        self._export, self._spz_axes = export, spz_axes
         self._editor = self._segmenter = None
         self._state: TurnState | None = None  # the scene as the last turn this object ran left it
 
@@ -94,7 +95,7 @@ class Session:
         try:
             folder = start_or_resume(options, Path(out), device, lock, turns, resume=resume, exact=exact,
                                      need_turns=need_turns)
-            session = cls(folder, lock, device, options.export)
+            session = cls(folder, lock, device, options.export, options.spz_axes)
             session._export_turns(range(folder.last_finished() + 1))
         except BaseException:
             lock.release()
@@ -102,16 +103,18 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, out: str | Path, device: Device | Any = "auto", export: str = "") -> Session:
+    def open(cls, out: str | Path, device: Device | Any = "auto", export: str = "", spz_axes: str = "auto"
+             ) -> Session:
         """The session in `out`, with the settings it was created with.
 
         Args:
             export: splat formats written beside every finished turn's scene.ply (as --export).
+            spz_axes: the axes of the .spz files `export` writes: "rub" (auto) or "ply" (as --spz-axes).
         """
         SessionFolder.open(out)  # "no session here" before the lock would create the folder
         lock = FolderLock(out, reentrant=False).acquire()
         try:
-            session = cls(SessionFolder.open(out), lock, device, export)  # as the last writer left it
+            session = cls(SessionFolder.open(out), lock, device, export, spz_axes)  # as the last writer left it
             session._export_turns(range(session._folder.last_finished() + 1))
         except BaseException:
             lock.release()
@@ -267,7 +270,7 @@ class Session:
         from gsedit.scene.files import scene_backend
 
         formats = export_formats(self._export, scene_backend(self._folder.scene_path(0)))
-        export_turns(self._folder, indices, formats, self._load_scene)
+        export_turns(self._folder, indices, formats, self._load_scene, self._spz_axes)
 
     def _info(self, record: TurnRecord) -> TurnInfo:
         return TurnInfo(record.index, record.instruction, record.target, record.keep,

@@ -40,6 +40,8 @@ class SessionOptions:
     """Refuse a scene and cameras that do not see each other."""
     export: str = ""
     """Comma-separated splat formats written beside every turn's scene.ply."""
+    spz_axes: Literal["auto", "rub", "ply"] = "auto"
+    """Axes of .spz files read (auto: those under which the cameras see the scene) and written (auto: rub)."""
     method: str = DEFAULT_METHOD
     """Method preset; `settings` starts from it."""
     editor: Literal["ip2p", "synthetic"] = "ip2p"
@@ -51,7 +53,7 @@ class SessionOptions:
 
 
 #: options of SessionOptions given as they are (settings, adss: flat or nested; see session_options)
-PLAIN_KEYS = ("scene", "cameras", "iteration", "dataparser_transforms", "frame_check", "export", "method",
+PLAIN_KEYS = ("scene", "cameras", "iteration", "dataparser_transforms", "frame_check", "export", "spz_axes", "method",
               "editor", "ip2p", "sr")
 
 

@@ -59,6 +59,7 @@ def start_or_resume(options: SessionOptions, out: Path, device, lock: FolderLock
     from gsedit.scene.files import (
         check_scene_in_view,
         load_scene_file,
+        orient_spz,
         scene_backend,
         scene_cameras,
     )
@@ -66,6 +67,7 @@ def start_or_resume(options: SessionOptions, out: Path, device, lock: FolderLock
     # the scene and the cameras fail early, before any folder is written
     scene = load_scene_file(options.scene, device, options.iteration)
     chosen = scene_cameras(options.scene, options.cameras, options.dataparser_transforms, scene.bounds())
+    scene, axes_note = orient_spz(scene, chosen, options.scene, options.spz_axes)
     if options.frame_check:
         check_scene_in_view(scene, chosen, options.scene)
     export_formats(options.export, scene_backend(options.scene))
@@ -85,6 +87,8 @@ def start_or_resume(options: SessionOptions, out: Path, device, lock: FolderLock
         settings=options.settings,
         plugins=plugin_settings(options.editor, options.ip2p, options.adss),
     )
+    if axes_note:  # which axes an .spz input was read in: the command line shows it
+        session.data["input_note"] = axes_note
     try:
         session.add_turns(turns)
         write_input_turn(session, scene, cameras, Path(options.scene))
@@ -138,12 +142,13 @@ def export_formats(text: str, backend: str) -> list[str]:
     return formats
 
 
-def export_turns(session: SessionFolder, indices, formats: list[str], load_scene) -> None:
-    """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`."""
+def export_turns(session: SessionFolder, indices, formats: list[str], load_scene, spz_axes: str = "auto") -> None:
+    """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`
+    (an .spz in RUB axes, or in the .ply's own with `spz_axes` "ply")."""
     for index in indices:
         missing = [session.turn_dir(index) / f"scene.{fmt}" for fmt in formats]
         missing = [path for path in missing if not path.exists()]
         if missing:
             scene = load_scene(session.scene_path(index))
             for path in missing:
-                scene.save_as(path)
+                scene.save_as(path, "ply" if spz_axes == "ply" else "rub")

@@ -102,7 +102,7 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
         backends = parse_backends(args.backends)
         parse_formats(args.export)
         cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms,
-                                  args.frame_check)
+                                  args.frame_check, args.spz_axes)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
@@ -126,7 +126,8 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
 
 
 def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderLock,
-                    dataparser_transforms: Path | None = None, frame_check: bool = True) -> str:
+                    dataparser_transforms: Path | None = None, frame_check: bool = True,
+                    spz_axes: str = "auto") -> str:
     """The cameras spec every backend's session uses, checked before anything is written.
 
     Loads the scene and its cameras (`spec`, by default a trainer folder's own; mapped through
@@ -139,10 +140,11 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     """
     from gsedit.cameras.inria import write_inria_cameras
     from gsedit.edit.start import absolute_cameras_spec, mapped_cameras_file
-    from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_cameras
+    from gsedit.scene.files import check_scene_in_view, load_scene_file, orient_spz, scene_cameras
 
     scene = load_scene_file(scene_file, "cpu")
     chosen = scene_cameras(scene_file, spec, dataparser_transforms, scene.bounds())
+    scene = orient_spz(scene, chosen, scene_file, spz_axes)[0]  # the edit that follows says which
     if frame_check:
         check_scene_in_view(scene, chosen, scene_file)
     if chosen.spec is not None and not chosen.spec.startswith("orbit:"):

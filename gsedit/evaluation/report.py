@@ -310,7 +310,7 @@ def write_turn_videos(
 
 
 def _session_up(session: SessionFolder, scene: Scene):
-    """[3] up axis from the session's cameras (+z when they cannot be read any more)."""
+    """[3] up axis from the session's cameras (-y when they cannot be read any more)."""
     from gsedit.viewer.camera import up_direction
     from gsedit.viewer.content import training_cameras
 

@@ -129,7 +129,7 @@ def write_turntable(
         bounds: (min [3], max [3]) box to frame; give every turn the same box (e.g. the input
             scene's) so that the videos of a session line up.
         size: side of the square frames in pixels (rounded up to even for H.264).
-        orbit: elevation, field of view and up axis of the circle (OrbitConfig's defaults: z up).
+        orbit: elevation, field of view and up axis of the circle (OrbitConfig's defaults: -y up).
         batch: views rendered together.
     """
     path = Path(path)

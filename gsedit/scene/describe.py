@@ -6,19 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from gsedit.scene.base import Scene
-from gsedit.scene.files import load_scene_file, scene_backend
+from gsedit.scene.files import load_scene_file, orient_spz, scene_backend
 
 
-def describe_scene(path: str | Path, iteration: int | None = None) -> list[tuple[str, str]]:
+def describe_scene(path: str | Path, iteration: int | None = None, spz_axes: str = "auto") -> list[tuple[str, str]]:
     """(name, value) lines describing the scene at `path` (a splat file, a trainer's output folder
-    at `iteration` (default: its last), or a nerfacto .ckpt).
+    at `iteration` (default: its last), or a nerfacto .ckpt); an .spz in `spz_axes` (auto: RUB,
+    there are no cameras to choose by).
 
     Raises:
         InputFileError: the file is missing, of another kind, or broken.
     """
     path = Path(path)
     backend = scene_backend(path)
-    scene = load_scene_file(path, "cpu", iteration)
+    scene, axes_note = orient_spz(load_scene_file(path, "cpu", iteration), None, path, spz_axes)
     channels = ", ".join(sorted(scene.channel_names())) or "none"
     if backend == "nerfacto":
         size, channel_lines = _nerfacto_size(scene), [("channels", channels)]
@@ -26,6 +27,8 @@ def describe_scene(path: str | Path, iteration: int | None = None) -> list[tuple
         size, channel_lines = _gaussian_size(scene), [("extras", channels)]
     lo, hi = scene.bounds()
     lines = [("file", str(path)), ("backend", backend), *_trainer_lines(path, iteration), *size]
+    if axes_note:
+        lines.append(("spz axes", axes_note.split(": ", 1)[1]))
     lines += [("bounds min", _vector(lo)), ("bounds max", _vector(hi)), *channel_lines]
     labels = scene.label_names()
     if labels:

@@ -70,11 +70,14 @@ def scene_label_names(path: str | Path) -> dict[int, str]:
     return read_labels(path)
 
 
-def load_scene_file(path: str | Path, device: str | torch.device, iteration: int | None = None) -> Scene:
+def load_scene_file(path: str | Path, device: str | torch.device, iteration: int | None = None,
+                    spz_axes: str = "rub") -> Scene:
     """Loads a scene on `device`; the nerfacto backend is imported only for a .ckpt.
 
     Args:
         iteration: of a trainer folder, the iteration/step to load (default: the last).
+        spz_axes: of an .spz file, "rub" (its specification) or "ply" (splat-transform's); see
+            `orient_spz` to choose them by the cameras.
     """
     path = Path(path)
     source = trainer_source(path, iteration)
@@ -87,7 +90,7 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
     from gsedit.scene.gaussian_scene import GaussianScene
 
     if source is None:
-        return GaussianScene.load(path, device)
+        return GaussianScene.load(path, device, spz_axes=spz_axes)
     from gsedit.scene.trainers import find_trainer_scene, read_trainer_gaussians
 
     return GaussianScene(read_trainer_gaussians(find_trainer_scene(*source)).to(device))
@@ -147,6 +150,47 @@ def check_scene_in_view(scene: Scene, cameras: SceneCameras, scene_name: str | P
     """Refuses (GseditError with the likely frame mix-up) a scene its cameras do not see."""
     from gsedit.cameras.visibility import check_frames
 
+    check_frames(*_footprints(scene), cameras.cameras, str(scene_name), cameras.label)
+
+
+def orient_spz(scene: Scene, cameras: SceneCameras | None, path: str | Path, axes: str = "auto") -> tuple[Scene, str | None]:
+    """The scene of the file `path`, loaded in RUB axes, in the axes its .spz file holds, and one
+    line saying which were taken; (scene, None) for any other file.
+
+    `axes` "rub" or "ply" forces them; "auto" takes the ones under which the frame check's
+    projection finds the cameras seeing the scene, when exactly one does, else the .spz
+    specification's RUB (without cameras, with orbit cameras made around the scene itself, or
+    when both frames are seen alike, e.g. an object centred on the origin with cameras around it).
+    """
+    from gsedit.cameras.visibility import visibility
+    from gsedit.scene.splat_formats import half_turn_about_x
+
+    if file_format(path) != "spz":
+        return scene, None
+    flipped = lambda: type(scene)(half_turn_about_x(scene.gaussians.to("cpu")).to(scene.device), scene.labels,
+                                  scene.config)
+    if axes in ("rub", "ply"):
+        return (flipped() if axes == "ply" else scene), f"{path}: read in {axes.upper()} axes (--spz-axes {axes})"
+    if cameras is None or (cameras.spec or "").startswith("orbit:"):
+        why = "no cameras to choose by" if cameras is None else "orbit cameras circle it whichever way it lies"
+        return scene, (f"{path}: read in the .spz specification's RUB axes ({why}; "
+                       "--spz-axes ply reads a splat-transform/SuperSplat file)")
+    means, radii = (t.cpu() for t in _footprints(scene))
+    sees_rub = visibility(means, radii, cameras.cameras).sees
+    sees_ply = visibility(means * torch.tensor([1.0, -1.0, -1.0]), radii, cameras.cameras).sees
+    if sees_ply and not sees_rub:
+        return flipped(), (f"{path}: read in the .ply's own axes (splat-transform's), under which the cameras "
+                           f"{cameras.label} see it (--spz-axes rub overrides)")
+    if sees_rub and not sees_ply:
+        return scene, (f"{path}: read in the .spz specification's RUB axes, under which the cameras "
+                       f"{cameras.label} see it (--spz-axes ply overrides)")
+    return scene, (f"{path}: read in the .spz specification's RUB axes: the cameras {cameras.label} see it "
+                   f"{'alike in' if sees_rub else 'in neither of'} RUB and the .ply's axes; if it renders upside "
+                   "down, it was written by splat-transform/SuperSplat: add --spz-axes ply")
+
+
+def _footprints(scene: Scene) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centres [N, 3], footprint radii [N]) of what a scene holds, for the frame check."""
     if hasattr(scene, "gaussians"):
         g = scene.gaussians
         keep = torch.sigmoid(g.opacities) >= 1 / 255
@@ -157,4 +201,4 @@ def check_scene_in_view(scene: Scene, cameras: SceneCameras, scene_name: str | P
         grid = torch.stack(torch.meshgrid(steps, steps, steps, indexing="ij"), dim=-1).reshape(-1, 3)
         means = lo + grid * (hi - lo)
         radii = torch.full((len(means),), float((hi - lo).norm()) / 16)
-    check_frames(means, radii, cameras.cameras, str(scene_name), cameras.label)
+    return means, radii

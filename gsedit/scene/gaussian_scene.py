@@ -67,24 +67,27 @@ class GaussianScene(Scene):
 
     # -- construction and I/O -------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu", config=None) -> "GaussianScene":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", config=None,
+             spz_axes: str = "rub") -> "GaussianScene":
+        """`spz_axes`: of an .spz file, "rub" or "ply" (scene/splat_formats.py)."""
         from gsedit.scene.labels import read_labels
         from gsedit.scene.splat_formats import read_gaussians
 
-        gaussians = read_gaussians(path)
+        gaussians = read_gaussians(path, spz_axes)
         return cls(gaussians.to(device), read_labels(path), config)
 
     def save(self, folder: Path) -> Path:
         return self.save_as(Path(folder) / self.filename)
 
-    def save_as(self, path: Path) -> Path:
+    def save_as(self, path: Path, spz_axes: str = "rub") -> Path:
         """Writes the scene to `path`: a .ply (and its labels sidecar when labelled), or another
-        splat format by the name's ending (.spz, .compressed.ply, .splat: without the extras)."""
+        splat format by the name's ending (.spz, .compressed.ply, .splat: without the extras);
+        an .spz in `spz_axes` ("rub" or "ply", scene/splat_formats.py)."""
         from gsedit.scene.labels import write_labels
         from gsedit.scene.splat_formats import splat_format, write_gaussians
 
         path = Path(path)
-        write_gaussians(self.gaussians.to("cpu"), path)
+        write_gaussians(self.gaussians.to("cpu"), path, spz_axes)
         if self.labels and splat_format(path) == "ply":
             write_labels(path, self.labels)
         return path

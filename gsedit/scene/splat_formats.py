@@ -5,10 +5,12 @@ and `.sog`, antimatter15 `.splat`; read wherever a scene is read, written by `--
 `.spz`, `.compressed.ply` and `.sog` are decoded (and `.spz`, `.compressed.ply` encoded) by the
 `gsply` package; `.splat` (32 bytes per Gaussian: position and linear scale as float32, RGBA and
 a wxyz quaternion as bytes, no higher SH bands) is simple enough to do here. Every format but
-`.spz` shares the `.ply` convention (x right, y down, z forward: COLMAP's, RDF); an `.spz` file
-holds RUB coordinates by its specification (what Niantic's library and splat-transform write),
-so reading and writing turn the scene half a turn about x: y and z negate, and so do the SH
-coefficients odd in y + z.
+`.spz` shares the `.ply` convention (x right, y down, z forward: COLMAP's, RDF). An `.spz` file
+holds RUB coordinates by its specification (what Niantic's library, its spz-convert and PDAL
+write), so reading and writing it in "rub" axes turn the scene half a turn about x: y and z
+negate, and so do the SH coefficients odd in y + z. PlayCanvas splat-transform 3.x (and so
+SuperSplat) writes and reads `.spz` in the `.ply`'s own axes instead (the spz library's
+"unspecified" mode): "ply" axes, no turn. scene/files.py picks the axes of a file by its cameras.
 
 Quantisation (what a round trip costs): `.spz` positions 1/4096 of a unit (12 fractional bits),
 log scales 1/16, colours and opacities 1/255, SH 1/128 or coarser; `.compressed.ply` positions
@@ -19,6 +21,7 @@ and scales in 11/10/11 bits of each 256-Gaussian chunk's range, colours 8 bits, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,6 +30,7 @@ from gsedit.errors import InputFileError
 from gsedit.scene.gaussians import SH_C0, Gaussians
 
 #: formats by the name ending that selects them; ".ply" is the INRIA layout (scene/ply.py)
+SpzAxes = Literal["rub", "ply"]
 FORMATS = {".compressed.ply": "compressed.ply", ".spz": "spz", ".sog": "sog", ".splat": "splat", ".ply": "ply"}
 WRITABLE = ("ply", "spz", "compressed.ply", "splat")
 #: sign of each higher-order SH coefficient (gsplat's order within a band, m = -l..l) under the
@@ -64,10 +68,13 @@ def parse_formats(text: str, flag: str = "--export") -> list[str]:
 
 
 # -- read ----------------------------------------------------------------------------------------
-def read_gaussians(path: str | Path) -> Gaussians:
+def read_gaussians(path: str | Path, spz_axes: SpzAxes = "rub") -> Gaussians:
     """The Gaussians of a splat file of any format above, in the `.ply` frame.
 
     A `.ply` holding PlayCanvas chunks is read as a compressed one whatever its name.
+
+    Args:
+        spz_axes: the axes an `.spz` file holds: "rub" (its specification) or "ply" (splat-transform's).
     """
     path = Path(path)
     fmt = file_format(path)
@@ -79,7 +86,7 @@ def read_gaussians(path: str | Path) -> Gaussians:
         raise InputFileError(path, f"file not found; expected a {fmt} splat file.")
     if fmt == "splat":
         return _read_splat(path)
-    return _read_with_gsply(path, fmt)
+    return _read_with_gsply(path, fmt, spz_axes)
 
 
 def _is_compressed_ply(path: Path) -> bool:
@@ -91,7 +98,7 @@ def _is_compressed_ply(path: Path) -> bool:
     return head.startswith(b"ply") and b"element chunk" in head and b"packed_position" in head
 
 
-def _read_with_gsply(path: Path, fmt: str) -> Gaussians:
+def _read_with_gsply(path: Path, fmt: str, spz_axes: SpzAxes) -> Gaussians:
     gsply = _gsply()
     try:
         if fmt == "spz":
@@ -116,7 +123,7 @@ def _read_with_gsply(path: Path, fmt: str) -> Gaussians:
         means=_tensor(data.means), scales=_tensor(data.scales), quats=_tensor(data.quats),
         opacities=_tensor(data.opacities).reshape(n), sh0=_tensor(data.sh0).reshape(n, 1, 3), shN=_tensor(shN),
     )
-    if fmt == "spz":
+    if fmt == "spz" and spz_axes == "rub":
         gaussians = half_turn_about_x(gaussians)
     if gaussians.nonfinite_fields():
         raise InputFileError(path, f"decodes to NaN or infinite values in {', '.join(gaussians.nonfinite_fields())}.")
@@ -144,10 +151,14 @@ def _read_splat(path: Path) -> Gaussians:
 
 
 # -- write ---------------------------------------------------------------------------------------
-def write_gaussians(gaussians: Gaussians, path: str | Path) -> None:
+def write_gaussians(gaussians: Gaussians, path: str | Path, spz_axes: SpzAxes = "rub") -> None:
     """Writes `gaussians` (the `.ply` frame) in the format the name of `path` says, atomically.
 
     Extra channels (relevance, labels) exist only in the `.ply` layout; the others drop them.
+
+    Args:
+        spz_axes: the axes an `.spz` file gets: "rub" (its specification, Niantic's viewers) or
+            "ply" (what SuperSplat and splat-transform 3.x read).
     """
     from gsedit.atomic import atomic_path
 
@@ -168,7 +179,7 @@ def write_gaussians(gaussians: Gaussians, path: str | Path) -> None:
         gsply = _gsply()
         # gsply picks the compressed writer from the name ending, so the temporary file gets one
         named = tmp.with_name(tmp.name + ".compressed.ply") if fmt == "compressed.ply" else tmp
-        source = half_turn_about_x(gaussians) if fmt == "spz" else gaussians
+        source = half_turn_about_x(gaussians) if fmt == "spz" and spz_axes == "rub" else gaussians
         data = _gsdata(gsply, source)
         if fmt == "spz":
             gsply.write_spz(named, data)

@@ -134,15 +134,15 @@ def up_direction(cameras: Cameras | None) -> np.ndarray:
     """[3] the world's up as the cameras agree on it: the mean of their image-up axes (-y).
 
     Captures are shot mostly level, so their -y axes cluster around the world's up; orbit cameras
-    point it exactly along their circle's axis. Without cameras: +z (gsedit's orbits and
-    synthetic scenes).
+    point it exactly along their circle's axis. Without cameras: -y (the .ply's y-down
+    convention, gsedit's orbits and synthetic scenes).
     """
     if cameras is None:
-        return np.array([0.0, 0.0, 1.0])
+        return np.array([0.0, -1.0, 0.0])
     c2w = cameras.camtoworlds.detach().double().cpu().numpy()
     up = -c2w[:, :3, 1].mean(axis=0)
     norm = np.linalg.norm(up)
-    return up / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
+    return up / norm if norm > 1e-6 else np.array([0.0, -1.0, 0.0])
 
 
 def warp_between(image: Tensor, K_src: Tensor, K_dst: Tensor, width: int, height: int) -> Tensor:

@@ -221,11 +221,12 @@ def test_orbit_sees_the_whole_box_centred(size):
     assert (depth > 0).all()
     assert (pix[:, 1:, 0] > 0).all() and (pix[:, 1:, 0] < size[0]).all()
     assert (pix[:, 1:, 1] > 0).all() and (pix[:, 1:, 1] < size[1]).all()
-    # about 25 degrees above the centre, all at one distance, evenly spread around z
+    # about 25 degrees above the centre (up is -y, the .ply's convention), all at one distance,
+    # evenly spread around the y axis
     offsets = cams.centers - (lo + hi) / 2
-    elevation = torch.rad2deg(torch.asin(offsets[:, 2] / offsets.norm(dim=1)))
+    elevation = torch.rad2deg(torch.asin(-offsets[:, 1] / offsets.norm(dim=1)))
     torch.testing.assert_close(elevation, torch.full((8,), 25.0), atol=1e-3, rtol=0)
-    azimuth = torch.atan2(offsets[:, 1], offsets[:, 0])
+    azimuth = torch.atan2(offsets[:, 0], -offsets[:, 2])
     steps = torch.remainder(azimuth.roll(-1) - azimuth, 2 * math.pi)
     torch.testing.assert_close(steps, torch.full((8,), math.pi / 4), atol=1e-4, rtol=0)
 
@@ -237,8 +238,8 @@ def test_orbit_rotations_are_proper_and_image_up_is_world_up():
         R @ R.transpose(1, 2), torch.eye(3).expand(5, 3, 3), atol=1e-6, rtol=0
     )
     torch.testing.assert_close(torch.det(R), torch.ones(5))
-    # the camera's y axis (down in the image) points against world +z
-    assert (R[:, 1, 2] < 0).all()
+    # the camera's y axis (down in the image) points along world +y (down: up is -y)
+    assert (R[:, 1, 1] > 0).all()
     assert load_cameras("orbit:3", bounds=(torch.zeros(3), torch.ones(3))).width == 256
 
 

@@ -30,6 +30,7 @@ from tests.scene.trainer_folders import (
 DATA_PLY = Path(__file__).parent / "data" / "splats.ply"
 PNG_STEP = 1 / 255  # renders written as 8-bit PNG: equal images differ by at most one rounding step
 FLOAT_TOL = 2e-4  # the same scene in another frame: float32 transforms of the Gaussians and the poses
+ALPHA_CUT = 1 / 255  # the most one Gaussian at the rasterizer's alpha cut adds to a pixel
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +121,10 @@ def test_the_same_scene_from_every_trainer_renders_the_same_images(folders, capt
     for name, (scene_file, cameras, dataparser) in inputs.items():
         scene = load_scene_file(scene_file, "cpu")
         cams = scene_cameras(scene_file, cameras, dataparser, scene.bounds()).cameras
-        error = (scene.render(cams).rgb - reference).abs().max()
-        assert error < FLOAT_TOL, (name, float(error))
+        error = (scene.render(cams).rgb - reference).abs()
+        # float32 transforms; a Gaussian whose alpha sits at the rasterizer's 1/255 cut may drop out
+        # of one pixel in one frame (its whole contribution: under 1/255), nowhere else
+        assert (error > FLOAT_TOL).sum() <= 3 and error.max() < ALPHA_CUT, (name, float(error.max()))
 
 
 def test_dataparser_transforms_on_the_command_line(folders, reference, tmp_path):
