@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
+from gsedit.render.filters import ssim
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneTrainer, check_finite
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
 
@@ -111,8 +112,6 @@ class GaussianTrainer(SceneTrainer):
 
     def step(self, cameras: Cameras, targets: Tensor) -> float:
         """One Adam step on views `cameras` against `targets` [C, H, W, 3]."""
-        from gsedit.metrics.image import ssim
-
         out = self.render(cameras)
         rgb = out.colors[..., :3]
         l1 = (rgb - targets).abs().mean()
