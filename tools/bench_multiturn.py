@@ -199,9 +199,9 @@ def run_preset(
 
 def warm_up(scene: GaussianScene, cams: Cameras, renders: Tensor) -> None:
     """One training step on a scratch scene, so the first timed turn pays no one-off start-up cost."""
-    trainer = scene.trainer(1, densify=False, opacity_reset=False)
-    trainer.step(cams[0], renders[:1])
-    trainer.finish()
+    optimizer = scene.optimizer(1, densify=False, opacity_reset=False)
+    optimizer.step(cams[0], renders[:1])
+    optimizer.finish()
 
 
 COLUMNS = [  # result key, header, format

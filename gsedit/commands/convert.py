@@ -43,7 +43,7 @@ class Convert:
     def run(self) -> None:
         from gsedit.commands.compare import refit
         from gsedit.scene.files import scene_backend
-        from gsedit.scene.trainers import trainer_step_target, write_trainer_step
+        from gsedit.scene.trainer_folders import trainer_step_target, write_trainer_step
 
         self.refit.validate()
         if trainer_step_target(self.out):  # back into a trainer's folder, for its viewer

@@ -85,7 +85,7 @@ def run_turn(
     conditions = prerenders if config.condition == "prerender" else originals.to(device)
     targets = (prerenders if config.initial_targets == "prerender" else originals.to(device)).clone()
 
-    trainer = scene.trainer(
+    optimizer = scene.optimizer(
         config.iters, lr_scale=config.lr_scale, densify=config.densify, opacity_reset=False
     )
     next_views = _edit_order(len(cameras), generator)
@@ -97,10 +97,10 @@ def run_turn(
                         feathered, binary, targets, generator)
             edits += 1
         view = int(torch.randint(len(cameras), (1,), generator=generator))
-        loss = trainer.step(cameras[view], targets[view : view + 1])
+        loss = optimizer.step(cameras[view], targets[view : view + 1])
         if on_step is not None:
             on_step(Progress(step + 1, config.iters, edits, loss))
-    trainer.finish()
+    optimizer.finish()
     return TurnResult(prerenders, feathered, scene.render(cameras).rgb, edits, loss)
 
 

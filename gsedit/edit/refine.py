@@ -154,16 +154,16 @@ def _fine_tune(
     """Fits `scene` to `targets` [C, H, W, 3] on random views; returns the last loss."""
     torch.manual_seed(config.seed)  # densification, when on, draws from the global generator
     generator = torch.Generator().manual_seed(config.seed)
-    trainer = scene.trainer(
+    optimizer = scene.optimizer(
         config.iters, lr_scale=config.lr_scale, densify=config.densify, opacity_reset=False
     )
     loss = float("nan")
     for step in range(config.iters):
         view = int(torch.randint(len(cameras), (1,), generator=generator))
-        loss = trainer.step(cameras[view], targets[view : view + 1])
+        loss = optimizer.step(cameras[view], targets[view : view + 1])
         if on_step is not None:
             on_step(step + 1, loss)
-    trainer.finish()
+    optimizer.finish()
     return loss
 
 

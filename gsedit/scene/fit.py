@@ -3,7 +3,7 @@
 Adam with per-parameter learning rates (gsplat's `simple_trainer` values), L1 + D-SSIM loss,
 densification (clone / split / prune) with gsplat's `DefaultStrategy`, which is plain PyTorch and
 so runs on CPU with gsedit's reference rasterizer as well as on CUDA with gsplat, and opacity resets.
-Every edit turn calls this trainer; `gsedit fit` uses it to build a scene from images.
+Every edit turn calls this optimiser; `gsedit fit` uses it to build a scene from images.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.render.filters import ssim
-from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneTrainer, check_finite
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneOptimizer, check_finite
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
@@ -52,7 +52,7 @@ def schedule_scale(steps: int) -> float:
     return min(1.0, steps / REFERENCE_STEPS)
 
 
-class GaussianTrainer(SceneTrainer):
+class GaussianOptimizer(SceneOptimizer):
     """Optimises Gaussians in place: `params` (gsplat's names) is what DefaultStrategy grows and
     prunes, `render` draws them (cameras -> RenderOutput with gsplat's `info`), and
     `params_changed` tells their owner when the optimisation is over."""
@@ -262,13 +262,13 @@ def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None)
     """Optimises `scene` on random views of `images` [C, H, W, 3] for `steps` steps; returns the last loss."""
     cameras = cameras.to(scene.device)
     images = images.to(scene.device)
-    trainer = scene.trainer(steps)
+    optimizer = scene.optimizer(steps)
     gen = torch.Generator().manual_seed(0)
     loss = float("nan")
     for step in range(steps):
         view = int(torch.randint(len(cameras), (1,), generator=gen))
-        loss = trainer.step(cameras[view], images[view : view + 1])
+        loss = optimizer.step(cameras[view], images[view : view + 1])
         if on_step is not None:
             on_step(step + 1, loss)
-    trainer.finish()
+    optimizer.finish()
     return loss

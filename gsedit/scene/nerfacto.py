@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
-from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, Scene, SceneTrainer, check_finite
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, Scene, SceneOptimizer, check_finite
 from gsedit.torch_files import load_tensor_file
 
 # nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
@@ -582,11 +582,11 @@ class NerfactoScene(Scene):
         )
 
     # -- optimisation -----------------------------------------------------------------------
-    def trainer(
+    def optimizer(
         self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
-    ) -> SceneTrainer:
+    ) -> SceneOptimizer:
         """nerfacto's recipe; `densify` and `opacity_reset` are 3DGS notions that a field lacks."""
-        return NerfactoTrainer(self, steps, lr_scale)
+        return NerfactoOptimizer(self, steps, lr_scale)
 
     def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
         """Fits a fresh head `name` to `maps` [C, H, W] along the current geometry (WYS 4.3)."""
@@ -622,7 +622,7 @@ class NerfactoScene(Scene):
         self.labels = dict(names)
 
 
-class NerfactoTrainer(SceneTrainer):
+class NerfactoOptimizer(SceneOptimizer):
     """nerfacto's optimisation: Adam per group (fields, proposal networks), exponential decay."""
 
     def __init__(self, scene: NerfactoScene, steps: int, lr_scale: float = 1.0):
