@@ -561,7 +561,8 @@ def test_a_nan_parameter_stops_the_trainers(scene):
 def test_a_nan_stops_the_nerfacto_trainer(scene):
     from gsedit.cameras.formats import load_cameras
     from gsedit.scene.base import NonFiniteError
-    from gsedit.scene.nerfacto import NERFACTO_PRESETS, NerfactoScene
+    from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     cameras = load_cameras(scene[1])
     field = NerfactoScene.create(cameras, NERFACTO_PRESETS["tiny"])

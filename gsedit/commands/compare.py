@@ -56,7 +56,7 @@ def parse_backends(text: str) -> list[str]:
             f"--backends {text!r}: give distinct names from {', '.join(BACKENDS)}, comma-separated."
         )
     if "nerfacto" in names:
-        import gsedit.scene.nerfacto  # noqa: F401  (says how to install it, before any work is done)
+        import gsedit.scene.nerfacto.nerfstudio_parts  # noqa: F401  (says how to install it, before any work is done)
     return names
 
 

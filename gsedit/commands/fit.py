@@ -66,7 +66,8 @@ class Fit:
 
     def _fit_nerfacto(self, images, cams, device) -> None:
         from gsedit.commands.progress import fit_progress
-        from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+        from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+        from gsedit.scene.nerfacto.scene import fit_nerfacto
 
         with fit_progress(self.quiet, self.iters) as on_step:
             scene = fit_nerfacto(images.to(device), cams, self.iters, NERFACTO_PRESETS[self.nerfacto_preset],

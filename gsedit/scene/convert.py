@@ -53,7 +53,8 @@ def refit_scene(source: Scene, cameras: Cameras, backend: Backend, config: Conve
     channels = [f"label={k}" for k in sorted(names)]
     views = source.render(cameras, channels)
     if backend == "nerfacto":
-        from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+        from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+        from gsedit.scene.nerfacto.scene import fit_nerfacto
 
         preset = NERFACTO_PRESETS[nerfacto_preset_name(config, source.device)]
         target = fit_nerfacto(views.rgb, cameras, config.iters, preset, bounds=source.bounds(),

@@ -81,7 +81,7 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
     if iteration is not None and source is None:
         raise GseditError(f"--iteration {iteration} picks a step of a trainer's output folder; {path} is one scene file.")
     if scene_backend(path) == "nerfacto":
-        from gsedit.scene.nerfacto import NerfactoScene
+        from gsedit.scene.nerfacto.scene import NerfactoScene
 
         return NerfactoScene.load(path, device)
     from gsedit.scene.gaussian_scene import GaussianScene

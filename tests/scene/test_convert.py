@@ -83,7 +83,7 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_refit_in_nerfacto_keeps_the_look_and_the_labels(labelled, nerf, tmp_path):
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     scene, cameras, maps = labelled
     assert isinstance(nerf, NerfactoScene) and nerf.label_names() == scene.label_names()

@@ -28,13 +28,9 @@ from gsedit.edit.session import Session
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.synthetic import SyntheticEditor
 from gsedit.scene.gaussian_scene import GaussianScene
-from gsedit.scene.nerfacto import (
-    TINY,
-    NerfactoScene,
-    camera_rays,
-    fit_nerfacto,
-    pixel_grid,
-)
+from gsedit.scene.nerfacto.config import TINY
+from gsedit.scene.nerfacto.field import camera_rays, pixel_grid
+from gsedit.scene.nerfacto.scene import NerfactoScene, fit_nerfacto
 from tests.edit.test_session import InterruptingEditor
 
 SIZE = 16
