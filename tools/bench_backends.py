@@ -70,7 +70,7 @@ from gsedit.commands.compare import BACKENDS, Compare
 from gsedit.commands.demo import DEMO_OVERRIDES, TURNS
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import EvalConfig, format_value
-from gsedit.models.ip2p import IP2PConfig
+from gsedit.models.ip2p.config import IP2PConfig
 from gsedit.scene.convert import ConvertConfig
 
 

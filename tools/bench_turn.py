@@ -41,7 +41,8 @@ from gsedit.edit.loop import run_turn
 from gsedit.edit.masks import Turn
 from gsedit.errors import ModelMissingError
 from gsedit.models.base import ImageEditor
-from gsedit.models.ip2p import IP2PConfig, IP2PEditor, resolve_dtype
+from gsedit.models.ip2p.config import IP2PConfig
+from gsedit.models.ip2p.editor import IP2PEditor, resolve_dtype
 
 TESTS_MODELS = Path(__file__).resolve().parents[1] / "tests" / "models"
 PHASES = ("pre-render", "relevance", "masks", "editing", "optimisation", "loop other", "export")

@@ -164,7 +164,7 @@ def _make_job(index: int, options: dict, base: Path, resources: BatchResources) 
     from gsedit.edit.config import EditConfig, load_preset
     from gsedit.edit.refine import RefineConfig
     from gsedit.models.adss import ADSSConfig
-    from gsedit.models.ip2p import IP2PConfig
+    from gsedit.models.ip2p.config import IP2PConfig
 
     settings_keys, adss_keys = _fields(EditConfig), _fields(ADSSConfig)
     known = (*JOB_KEYS, *EDIT_KEYS, *settings_keys, *adss_keys)

@@ -243,7 +243,7 @@ def planned_edit(args, plan: dict) -> dict:
     from gsedit.commands.sessions import config_from_dict
     from gsedit.edit.config import EditConfig
     from gsedit.models.adss import ADSSConfig
-    from gsedit.models.ip2p import IP2PConfig
+    from gsedit.models.ip2p.config import IP2PConfig
 
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(EditRun)}
     fields.update(

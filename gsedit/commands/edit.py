@@ -20,7 +20,7 @@ from gsedit.commands.options import (
 from gsedit.edit.config import EditConfig
 from gsedit.edit.refine import RefineConfig
 from gsedit.models.adss import ADSSConfig
-from gsedit.models.ip2p import IP2PConfig
+from gsedit.models.ip2p.config import IP2PConfig
 
 
 @dataclass

@@ -82,7 +82,8 @@ def build_editor(plugins: dict, device):
             highlight=False,
         )
         return SyntheticEditor()
-    from gsedit.models.ip2p import IP2PConfig, IP2PEditor
+    from gsedit.models.ip2p.config import IP2PConfig
+    from gsedit.models.ip2p.editor import IP2PEditor
 
     return IP2PEditor.from_pretrained(config_from_dict(IP2PConfig, plugins["ip2p"]), device)
 
