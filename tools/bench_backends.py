@@ -69,9 +69,10 @@ import tyro
 from gsedit.commands.compare import BACKENDS, Compare
 from gsedit.commands.demo import DEMO_OVERRIDES, TURNS
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import EvalConfig, format_value
+from gsedit.metrics.evaluate import format_value
+from gsedit.metrics.evaluate_config import EvalConfig
 from gsedit.models.ip2p.config import IP2PConfig
-from gsedit.scene.convert import ConvertConfig
+from gsedit.scene.convert_config import ConvertConfig
 
 
 @dataclass

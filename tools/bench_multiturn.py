@@ -46,7 +46,7 @@ from gsedit.edit.loop import run_turn
 from gsedit.edit.masks import Turn, find_label
 from gsedit.metrics.image import psnr
 from gsedit.models.synthetic import SyntheticEditor, SyntheticEditorConfig
-from gsedit.scene.fit import FitConfig
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussian_scene import GaussianScene, GaussianSceneConfig
 
 TURNS = ("make the sphere red", "make the cube yellow")

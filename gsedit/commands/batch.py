@@ -162,8 +162,8 @@ def _make_job(index: int, options: dict, base: Path, resources: BatchResources) 
     from gsedit.commands.edit import Edit
     from gsedit.commands.sessions import make_turns
     from gsedit.edit.config import EditConfig, load_preset
-    from gsedit.edit.refine import RefineConfig
-    from gsedit.models.adss import ADSSConfig
+    from gsedit.edit.refine_config import RefineConfig
+    from gsedit.models.adss_config import ADSSConfig
     from gsedit.models.ip2p.config import IP2PConfig
 
     settings_keys, adss_keys = _fields(EditConfig), _fields(ADSSConfig)

@@ -29,8 +29,9 @@ from gsedit.edit.lock import FolderLock, deferred_lock
 from gsedit.edit.masks import Turn
 from gsedit.edit.session import SESSION_FILE, Session, continue_plan
 from gsedit.errors import GseditError
-from gsedit.metrics.evaluate import COLUMNS, EvalConfig, format_value
-from gsedit.scene.convert import ConvertConfig
+from gsedit.metrics.evaluate import COLUMNS, format_value
+from gsedit.metrics.evaluate_config import EvalConfig
+from gsedit.scene.convert_config import ConvertConfig
 
 COMPARE_FILE = "compare.json"
 BACKENDS = ("3dgs", "nerfacto")
@@ -242,7 +243,7 @@ def planned_edit(args, plan: dict) -> dict:
     from gsedit.commands.edit import EditRun
     from gsedit.commands.sessions import config_from_dict
     from gsedit.edit.config import EditConfig
-    from gsedit.models.adss import ADSSConfig
+    from gsedit.models.adss_config import ADSSConfig
     from gsedit.models.ip2p.config import IP2PConfig
 
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(EditRun)}
@@ -444,7 +445,7 @@ def run_compare(args) -> dict:
 
 def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
     from gsedit.commands.sessions import config_from_dict
-    from gsedit.scene.convert import ConvertConfig
+    from gsedit.scene.convert_config import ConvertConfig
 
     plan = open_plan(args, out, lock)
     turns = plan_turns(plan)

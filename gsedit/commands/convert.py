@@ -15,7 +15,7 @@ from gsedit.commands.options import (
     resolve_device,
 )
 from gsedit.errors import GseditError
-from gsedit.scene.convert import ConvertConfig
+from gsedit.scene.convert_config import ConvertConfig
 from gsedit.scene.files import load_scene_file
 
 

@@ -18,8 +18,8 @@ from gsedit.commands.options import (
     Device,
 )
 from gsedit.edit.config import EditConfig
-from gsedit.edit.refine import RefineConfig
-from gsedit.models.adss import ADSSConfig
+from gsedit.edit.refine_config import RefineConfig
+from gsedit.models.adss_config import ADSSConfig
 from gsedit.models.ip2p.config import IP2PConfig
 
 

@@ -12,7 +12,7 @@ from gsedit.commands.options import (
     Device,
     resolve_device,
 )
-from gsedit.scene.fit import FitConfig
+from gsedit.scene.fit_config import FitConfig
 
 
 @dataclass

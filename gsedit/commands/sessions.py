@@ -89,7 +89,8 @@ def build_editor(plugins: dict, device):
 
 
 def build_adss(settings: dict, device):
-    from gsedit.models.adss import ADSS, ADSSConfig
+    from gsedit.models.adss import ADSS
+    from gsedit.models.adss_config import ADSSConfig
 
     return ADSS.from_pretrained(config_from_dict(ADSSConfig, settings), device)
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, MissingPackageError, ModelMissingError, hub_offline
+from gsedit.metrics.evaluate_config import LpipsNet
 from gsedit.render.filters import check_images, ssim, weighted_mean
 from gsedit.torch_files import load_tensor_file
 
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["LpipsNet", "edit_psnr", "load_lpips", "lpips", "lpips_backbone_file", "psnr", "ssim"]
-
-LpipsNet = Literal["alex", "vgg", "squeeze"]
 
 #: torchvision builder and weights enum of each LPIPS backbone (the ImageNet V1 weights LPIPS was trained on)
 _BACKBONES = {

@@ -9,7 +9,6 @@ Every edit turn calls this optimiser; `gsedit fit` uses it to build a scene from
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -17,35 +16,10 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.render.filters import ssim
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneOptimizer, check_finite
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
-
-
-@dataclass
-class FitConfig:
-    """The 3DGS optimisation recipe; schedules are scaled to the number of steps of a run."""
-
-    means_lr: float = 1.6e-4
-    """Learning rate of the means, times the scene scale; decays exponentially to 1% over the run."""
-    scales_lr: float = 5e-3
-    quats_lr: float = 1e-3
-    opacities_lr: float = 5e-2
-    sh0_lr: float = 2.5e-3
-    shN_lr: float = 2.5e-3 / 20
-    lr_scale: float = 1.0
-    """Multiplies every learning rate (edit turns may use a gentler one)."""
-    ssim_lambda: float = 0.2
-    """Weight of D-SSIM in the loss (1 - lambda for L1)."""
-    densify: bool = True
-    """Clone, split and prune Gaussians during the run."""
-    refine_start: int = 500
-    refine_stop: int = 15_000
-    refine_every: int = 100
-    opacity_reset_every: int = 3000
-    """Opacity reset period in the 30k-step schedule; 0 disables it (edit turns do)."""
-    grow_grad2d: float = 2e-4
-    prune_opa: float = 0.005
 
 
 def schedule_scale(steps: int) -> float:

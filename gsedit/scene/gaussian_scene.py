@@ -11,7 +11,8 @@ from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.scene.base import RenderOutput, Scene, SceneOptimizer
-from gsedit.scene.fit import FitConfig, GaussianOptimizer
+from gsedit.scene.fit import GaussianOptimizer
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians
 
 EXTRA_PREFIX = "extra_"  # ParameterDict keys of the extra channels (kept out of the optimisers)

@@ -8,7 +8,8 @@ import torch
 from gsedit.cameras.orbit import orbit_cameras
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.metrics.masks import miou
-from gsedit.scene.convert import ConvertConfig, refit_scene
+from gsedit.scene.convert import refit_scene
+from gsedit.scene.convert_config import ConvertConfig
 from gsedit.scene.gaussian_scene import GaussianScene
 
 SIZE = 20
