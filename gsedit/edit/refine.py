@@ -37,6 +37,7 @@ from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import ImageEnhancer
 from gsedit.render.images import read_mask
 from gsedit.scene.base import Scene
+from gsedit.scene.random_views import optimize_on_random_views
 
 REFINED_DIR = "refined"
 _MASK_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -125,14 +126,7 @@ def _fine_tune(
     optimizer = scene.optimizer(
         config.iters, lr_scale=config.lr_scale, densify=config.densify, opacity_reset=False
     )
-    loss = float("nan")
-    for step in range(config.iters):
-        view = int(torch.randint(len(cameras), (1,), generator=generator))
-        loss = optimizer.step(cameras[view], targets[view : view + 1])
-        if on_step is not None:
-            on_step(step + 1, loss)
-    optimizer.finish()
-    return loss
+    return optimize_on_random_views(optimizer, cameras, targets, config.iters, generator, on_step=on_step)
 
 
 def _jsonable(value: Any) -> Any:

@@ -18,6 +18,7 @@ from gsedit.render.filters import ssim
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneOptimizer, check_finite
 from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+from gsedit.scene.random_views import optimize_on_random_views
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
 
@@ -237,12 +238,5 @@ def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None)
     cameras = cameras.to(scene.device)
     images = images.to(scene.device)
     optimizer = scene.optimizer(steps)
-    gen = torch.Generator().manual_seed(0)
-    loss = float("nan")
-    for step in range(steps):
-        view = int(torch.randint(len(cameras), (1,), generator=gen))
-        loss = optimizer.step(cameras[view], images[view : view + 1])
-        if on_step is not None:
-            on_step(step + 1, loss)
-    optimizer.finish()
-    return loss
+    generator = torch.Generator().manual_seed(0)
+    return optimize_on_random_views(optimizer, cameras, images, steps, generator, on_step=on_step)
