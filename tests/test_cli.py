@@ -86,7 +86,7 @@ def tiny_nerfacto(tmp_path_factory) -> Path:
     import torch
 
     from gsedit.cameras.formats import load_cameras
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
     from tests.viewer.tiny_session import write_tiny_nerfacto
 
     path, cameras = write_tiny_nerfacto(tmp_path_factory.mktemp("nerfacto"))
@@ -98,7 +98,7 @@ def tiny_nerfacto(tmp_path_factory) -> Path:
 
 
 def test_info_describes_a_nerfacto_checkpoint(tiny_nerfacto, capsys):
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     assert main(["info", str(tiny_nerfacto)]) == 0
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())

@@ -62,7 +62,7 @@ def finished(scene, tmp_path_factory):
 
     Returns (out folder, modification times of the 3DGS session's files before the resume).
     """
-    from gsedit.scene import nerfacto
+    from gsedit.scene.nerfacto import scene as nerfacto
 
     ply, cameras = scene
     out = tmp_path_factory.mktemp("compare") / "run"
@@ -100,7 +100,7 @@ def test_both_backends_edit_the_same_scene(finished, scene):
     nerf_input = json.loads((out / "nerfacto" / "session.json").read_text())["input"]
     assert Path(nerf_input) == (out / "refit" / "nerfacto" / "scene.ckpt").resolve()
 
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     labels = json.loads(ply.with_suffix(".labels.json").read_text())
     refit = NerfactoScene.load(out / "refit" / "nerfacto" / "scene.ckpt")

@@ -258,14 +258,14 @@ def test_refine_interrupted_leaves_the_session_as_it_was(reference, esrgan, tmp_
 
 
 def test_fit_interrupted_writes_nothing_and_a_rerun_fits(scene, tmp_path, monkeypatch, capsys):
-    from gsedit.scene.fit import GaussianTrainer
+    from gsedit.scene.fit import GaussianOptimizer
 
     ply, cams = scene
     assert main(["render", str(ply), "--cameras", str(cams), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 0
     out = tmp_path / "fit" / "scene.ply"
     argv = ["fit", str(tmp_path / "r" / "rgb"), "--cameras", str(cams), "--out", str(out), "--iters", "6",
             "--points", "300", "--device", "cpu", "--quiet"]
-    step = GaussianTrainer.step
+    step = GaussianOptimizer.step
     calls = {"n": 0}
 
     def interrupted(self, *args):
@@ -274,7 +274,7 @@ def test_fit_interrupted_writes_nothing_and_a_rerun_fits(scene, tmp_path, monkey
             raise KeyboardInterrupt
         return step(self, *args)
 
-    monkeypatch.setattr(GaussianTrainer, "step", interrupted)
+    monkeypatch.setattr(GaussianOptimizer, "step", interrupted)
     assert main(argv) == 130
     assert not out.parent.exists() or not any(out.parent.iterdir())
     monkeypatch.undo()
@@ -548,11 +548,11 @@ def test_a_nan_parameter_stops_the_trainers(scene):
     ply, cams = scene
     cameras = load_cameras(cams)
     loaded = GaussianScene.load(ply)
-    trainer = loaded.trainer(10)
+    optimizer = loaded.optimizer(10)
     with torch.no_grad():
         loaded.params["means"][7] = math.nan
     with pytest.raises(NonFiniteError, match="parameter 'means' holds NaN or inf in 3 of"):
-        trainer.finish()  # the last check before any save
+        optimizer.finish()  # the last check before any save
     images = torch.full((len(cameras), cameras.height, cameras.width, 3), math.nan)
     with pytest.raises(NonFiniteError, match="at step 1: the loss is nan"):
         fit_scene(GaussianScene.load(ply), cameras, images, 5)
@@ -561,19 +561,20 @@ def test_a_nan_parameter_stops_the_trainers(scene):
 def test_a_nan_stops_the_nerfacto_trainer(scene):
     from gsedit.cameras.formats import load_cameras
     from gsedit.scene.base import NonFiniteError
-    from gsedit.scene.nerfacto import NERFACTO_PRESETS, NerfactoScene
+    from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     cameras = load_cameras(scene[1])
     field = NerfactoScene.create(cameras, NERFACTO_PRESETS["tiny"])
-    trainer = field.trainer(4)
+    optimizer = field.optimizer(4)
     targets = torch.rand(len(cameras), cameras.height, cameras.width, 3)
-    trainer.step(cameras, targets)
+    optimizer.step(cameras, targets)
     with pytest.raises(NonFiniteError, match="at step 2: the loss is nan"):
-        trainer.step(cameras, torch.full_like(targets, math.nan))
+        optimizer.step(cameras, torch.full_like(targets, math.nan))
     with torch.no_grad():
         next(field.network.field.parameters()).view(-1)[0] = math.inf
     with pytest.raises(NonFiniteError, match="parameter 'field."):
-        trainer.finish()
+        optimizer.finish()
 
 
 # ----------------------------------------------------------------------------- hostile input

@@ -26,7 +26,7 @@ are shared and noisy: only figures taken together are compared, never figures of
    weights are local (this tool sets HF_HUB_OFFLINE=1 unless it is set: nothing is downloaded;
    what is missing is reported unavailable).
 2. Pure optimisation speed: the input scene and its refit, loaded fresh from their files, train
-   against the turn-0 renders with the turns' trainer settings (`scene.trainer`, one view per
+   against the turn-0 renders with the turns' optimiser settings (`scene.optimizer`, one view per
    step, the same views in the same order for both) in blocks of `--block` steps; the backends
    take turns block by block (ABBA order) for `--rounds` rounds after one untimed warm-up round,
    so load changes on a shared machine fall on both alike. Reported: the median seconds per step.
@@ -71,9 +71,10 @@ from gsedit.data.demo import DEMO_TURNS as TURNS
 from gsedit.errors import GseditError
 from gsedit.evaluation.compare import BACKENDS
 from gsedit.evaluation.comparison import CompareOptions
-from gsedit.evaluation.evaluate import EvalConfig, format_value
-from gsedit.models.ip2p import IP2PConfig
-from gsedit.scene.convert import ConvertConfig
+from gsedit.evaluation.evaluate import format_value
+from gsedit.evaluation.evaluate_config import EvalConfig
+from gsedit.models.ip2p.config import IP2PConfig
+from gsedit.scene.convert_config import ConvertConfig
 
 
 @dataclass
@@ -262,14 +263,14 @@ def interleaved_seconds(
     return times
 
 
-def step_block(trainer, cameras, targets, block: int) -> Callable[[int], None]:
-    """Round r: `block` trainer steps on views r*block, r*block+1, ... (cyclic) against their
+def step_block(optimizer, cameras, targets, block: int) -> Callable[[int], None]:
+    """Round r: `block` optimiser steps on views r*block, r*block+1, ... (cyclic) against their
     targets [C, H, W, 3]."""
 
     def run(r: int) -> None:
         for k in range(block):
             i = (r * block + k) % len(cameras)
-            trainer.step(cameras[i], targets[i : i + 1])
+            optimizer.step(cameras[i], targets[i : i + 1])
 
     return run
 
@@ -290,8 +291,8 @@ def measure_speed(plan: dict, args: CompareOptions, cfg: BenchConfig, device) ->
         load_scene_file(plan["scene"], device).render(cameras).rgb
     )  # [C, H, W, 3] the turn-0 renders
     settings = args.settings
-    trainers = {
-        b: s.trainer(
+    optimizers = {
+        b: s.optimizer(
             (cfg.rounds + 1) * cfg.block,
             lr_scale=settings.lr_scale,
             densify=settings.densify,
@@ -300,12 +301,12 @@ def measure_speed(plan: dict, args: CompareOptions, cfg: BenchConfig, device) ->
         for b, s in scenes.items()
     }
     steps = interleaved_seconds(
-        {b: step_block(t, cameras, targets, cfg.block) for b, t in trainers.items()},
+        {b: step_block(t, cameras, targets, cfg.block) for b, t in optimizers.items()},
         cfg.rounds,
         device,
     )
-    for trainer in trainers.values():
-        trainer.finish()
+    for optimizer in optimizers.values():
+        optimizer.finish()
     renders = interleaved_seconds(
         {b: lambda r, s=s: s.render(cameras) for b, s in scenes.items()}, cfg.renders, device
     )

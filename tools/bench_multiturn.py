@@ -47,7 +47,7 @@ from gsedit.edit.masks import find_label
 from gsedit.edit.session import Turn
 from gsedit.metrics.image import psnr
 from gsedit.models.synthetic import SyntheticEditor, SyntheticEditorConfig
-from gsedit.scene.fit import FitConfig
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussian_scene import GaussianScene, GaussianSceneConfig
 
 TURNS = ("make the sphere red", "make the cube yellow")
@@ -200,9 +200,9 @@ def run_preset(
 
 def warm_up(scene: GaussianScene, cams: Cameras, renders: Tensor) -> None:
     """One training step on a scratch scene, so the first timed turn pays no one-off start-up cost."""
-    trainer = scene.trainer(1, densify=False, opacity_reset=False)
-    trainer.step(cams[0], renders[:1])
-    trainer.finish()
+    optimizer = scene.optimizer(1, densify=False, opacity_reset=False)
+    optimizer.step(cams[0], renders[:1])
+    optimizer.finish()
 
 
 COLUMNS = [  # result key, header, format

@@ -35,7 +35,8 @@ from tyro.conf import OmitArgPrefixes
 
 from gsedit.errors import ModelMissingError
 from gsedit.metrics.masks import iou
-from gsedit.models.adss import ADSS, ADSSConfig
+from gsedit.models.adss import ADSS
+from gsedit.models.adss_config import ADSSConfig
 
 TESTS_MODELS = Path(__file__).resolve().parents[1] / "tests" / "models"
 LIFT_CHANNEL = "adss"

@@ -5,14 +5,14 @@
 
 Runs `gsedit.edit.loop.run_turn` (the loop itself, unchanged) and `write_turn` on a scene (default:
 the synthetic labelled one) with a method preset, and splits the wall time by wrapping the editor
-and the scene trainer:
+and the scene optimiser:
 
     pre-render    the turn-start render of every view
     relevance     Watch Your Steps relevance maps (diffusion), when the segmenter is `relevance`
     masks         the rest of the segmenter (labels render, or lifting relevance to the 3D field
                   and rendering it), feathering
     editing       InstructPix2Pix calls (VAE encode, DDIM diffusion, decode)
-    optimisation  trainer steps (render, loss, backward, Adam, densification)
+    optimisation  optimiser steps (render, loss, backward, Adam, densification)
     loop other    the rest of the loop: renders of views to edit, fusion
     export        the final renders and writing scene.ply, renders/, masks/
 
@@ -41,7 +41,8 @@ from gsedit.edit.loop import run_turn
 from gsedit.edit.session import Turn
 from gsedit.errors import ModelMissingError
 from gsedit.models.base import ImageEditor
-from gsedit.models.ip2p import IP2PConfig, IP2PEditor, resolve_dtype
+from gsedit.models.ip2p.config import IP2PConfig
+from gsedit.models.ip2p.editor import IP2PEditor, resolve_dtype
 
 TESTS_MODELS = Path(__file__).resolve().parents[1] / "tests" / "models"
 PHASES = ("pre-render", "relevance", "masks", "editing", "optimisation", "loop other", "export")
@@ -107,11 +108,11 @@ class Clock:
 
     def phases(self) -> dict[str, float]:
         m = self.marks
-        loop = m["finished"] - m["trainer"]
+        loop = m["finished"] - m["optimizer"]
         return {
             "pre-render": m["prerendered"] - m["start"],
             "relevance": self.sums["relevance"],
-            "masks": m["trainer"] - m["prerendered"] - self.sums["relevance"],
+            "masks": m["optimizer"] - m["prerendered"] - self.sums["relevance"],
             "editing": self.sums["editing"],
             "optimisation": self.sums["optimisation"],
             "loop other": loop - self.sums["editing"] - self.sums["optimisation"],
@@ -142,8 +143,8 @@ class TimedEditor(ImageEditor):
         return self.clock.timed("relevance", self.inner.relevance, images, instruction, generator)
 
 
-class TimedTrainer:
-    """Wraps a scene trainer: times its steps, marks when it finishes."""
+class TimedOptimizer:
+    """Wraps a scene optimiser: times its steps, marks when it finishes."""
 
     def __init__(self, inner, clock: Clock):
         self.inner, self.clock = inner, clock
@@ -158,7 +159,7 @@ class TimedTrainer:
 
 
 class TimedScene:
-    """Wraps a scene: the first render ends the pre-render, creating the trainer ends the masks."""
+    """Wraps a scene: the first render ends the pre-render, creating the optimiser ends the masks."""
 
     def __init__(self, inner, clock: Clock):
         self.inner, self.clock = inner, clock
@@ -171,9 +172,9 @@ class TimedScene:
         self.clock.mark("prerendered")
         return out
 
-    def trainer(self, *args, **kwargs):
-        self.clock.mark("trainer")
-        return TimedTrainer(self.inner.trainer(*args, **kwargs), self.clock)
+    def optimizer(self, *args, **kwargs):
+        self.clock.mark("optimizer")
+        return TimedOptimizer(self.inner.optimizer(*args, **kwargs), self.clock)
 
 
 # ----------------------------------------------------------------------------- memory

@@ -3,7 +3,7 @@
 Sources: `orbit:N[@WxH]`, an INRIA `cameras.json` (a JSON list), a nerfstudio / instant-ngp
 `transforms.json` (a JSON object with `frames`), a COLMAP sparse model folder (or a dataset root
 holding `sparse/0`), a trainer's output folder (its training cameras in its scene's frame, see
-cameras/trainers.py), or a folder holding a `transforms.json` or `cameras.json`.
+cameras/trainer_folders.py), or a folder holding a `transforms.json` or `cameras.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gsedit.cameras.colmap import find_colmap_model, read_colmap_model, write_co
 from gsedit.cameras.inria import read_inria_cameras, write_inria_cameras
 from gsedit.cameras.nerfstudio import read_transforms_json, write_transforms_json
 from gsedit.cameras.orbit import OrbitConfig, orbit_cameras, parse_orbit_spec
-from gsedit.cameras.trainers import trainer_cameras, trainer_kind
+from gsedit.cameras.trainer_folders import trainer_cameras, trainer_kind
 from gsedit.errors import InputFileError
 
 __all__ = [

@@ -11,7 +11,7 @@ from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
 from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
 from gsedit.evaluation.evaluate import EvalConfig, format_value
-from gsedit.scene.convert import ConvertConfig
+from gsedit.scene.convert_config import ConvertConfig
 
 
 def refit_with_progress(scene_file: str, cameras_spec: str, max_side: int | None, backend: str, path: Path,

@@ -17,7 +17,7 @@ from gsedit.commands.options import (
     resolve_device,
 )
 from gsedit.errors import GseditError
-from gsedit.scene.convert import ConvertConfig
+from gsedit.scene.convert_config import ConvertConfig
 from gsedit.scene.files import load_scene_file
 
 
@@ -46,7 +46,7 @@ class Convert:
     def run(self) -> None:
         from gsedit.commands.compare import refit_with_progress as refit
         from gsedit.scene.files import scene_backend
-        from gsedit.scene.trainers import trainer_step_target, write_trainer_step
+        from gsedit.scene.trainer_folders import trainer_step_target, write_trainer_step
 
         self.refit.validate()
         if trainer_step_target(self.out):  # back into a trainer's folder, for its viewer

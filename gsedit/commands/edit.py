@@ -20,9 +20,9 @@ from gsedit.commands.options import (
     SpzAxesOption,
 )
 from gsedit.edit.config import EditConfig
-from gsedit.edit.refine import RefineConfig
-from gsedit.models.adss import ADSSConfig
-from gsedit.models.ip2p import IP2PConfig
+from gsedit.edit.refine_config import RefineConfig
+from gsedit.models.adss_config import ADSSConfig
+from gsedit.models.ip2p.config import IP2PConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ from gsedit.commands.options import (
     Device,
     resolve_device,
 )
-from gsedit.evaluation.evaluate import EvalConfig
+from gsedit.evaluation.evaluate_config import EvalConfig
 from gsedit.scene.files import load_scene_file
 
 

@@ -13,7 +13,7 @@ from gsedit.commands.options import (
     SpzAxesOption,
     resolve_device,
 )
-from gsedit.scene.fit import FitConfig
+from gsedit.scene.fit_config import FitConfig
 
 
 @dataclass
@@ -69,7 +69,8 @@ class Fit:
 
     def _fit_nerfacto(self, images, cams, device) -> None:
         from gsedit.commands.progress import fit_progress
-        from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+        from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+        from gsedit.scene.nerfacto.scene import fit_nerfacto
 
         with fit_progress(self.quiet, self.iters) as on_step:
             scene = fit_nerfacto(images.to(device), cams, self.iters, NERFACTO_PRESETS[self.nerfacto_preset],

@@ -12,8 +12,8 @@ from gsedit.commands.options import (
     Device,
     resolve_device,
 )
-from gsedit.edit.refine import RefineConfig
-from gsedit.models.adss import ADSSConfig
+from gsedit.edit.refine_config import RefineConfig
+from gsedit.models.adss_config import ADSSConfig
 
 
 @dataclass

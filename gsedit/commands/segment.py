@@ -11,7 +11,7 @@ from gsedit.commands.options import (
     Device,
     resolve_device,
 )
-from gsedit.models.adss import ADSSConfig
+from gsedit.models.adss_config import ADSSConfig
 
 
 @dataclass

@@ -226,7 +226,8 @@ class Session:
         """
         import dataclasses
 
-        from gsedit.edit.refine import RefineConfig, run_refine
+        from gsedit.edit.refine import run_refine
+        from gsedit.edit.refine_config import RefineConfig
 
         self._check_open()
         segmenter = build_adss(dataclasses.asdict(adss), self.device) if adss is not None else None

@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def gaussian_kernel1d(sigma: float, device=None) -> Tensor:
-    """[2r+1] normalised Gaussian taps, r = ceil(3 sigma)."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def gaussian_blur(maps: Tensor, sigma: float) -> Tensor:
-    """[B, H, W] separable Gaussian blur (std `sigma` pixels), edges replicated so borders stay put."""
-    if sigma <= 0:
-        return maps
-    k = gaussian_kernel1d(sigma, maps.device).to(maps.dtype)
-    r = (k.numel() - 1) // 2
-    x = maps[:, None]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return x[:, 0]
+from gsedit.render.filters import gaussian_blur
 
 
 def feather(masks: Tensor, sigma: float) -> Tensor:

@@ -21,6 +21,7 @@ from gsedit.edit.masks import turn_masks
 from gsedit.edit.session import Turn
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
+from gsedit.scene.random_views import optimize_on_random_views
 
 
 @dataclass
@@ -86,22 +87,26 @@ def run_turn(
     conditions = prerenders if config.condition == "prerender" else originals.to(device)
     targets = (prerenders if config.initial_targets == "prerender" else originals.to(device)).clone()
 
-    trainer = scene.trainer(
+    optimizer = scene.optimizer(
         config.iters, lr_scale=config.lr_scale, densify=config.densify, opacity_reset=False
     )
     next_views = _edit_order(len(cameras), generator)
-    edits, loss = 0, float("nan")
-    for step in range(config.iters):
+    edits = 0
+
+    def update_targets(step: int) -> None:  # the Iterative Dataset Update, before the step's view
+        nonlocal edits
         if step % config.edit_every == 0:
             views = next_views(config.edit_batch)
             _edit_views(scene, cameras, views, turn, config, editor, conditions, prerenders,
                         feathered, binary, targets, generator)
             edits += 1
-        view = int(torch.randint(len(cameras), (1,), generator=generator))
-        loss = trainer.step(cameras[view], targets[view : view + 1])
+
+    def report(step: int, loss: float) -> None:
         if on_step is not None:
-            on_step(Progress(step + 1, config.iters, edits, loss))
-    trainer.finish()
+            on_step(Progress(step, config.iters, edits, loss))
+
+    loss = optimize_on_random_views(optimizer, cameras, targets, config.iters, generator,
+                                    update_targets, report)
     return TurnResult(prerenders, feathered, scene.render(cameras).rgb, edits, loss)
 
 

@@ -16,10 +16,10 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from gsedit.edit.config import DEFAULT_METHOD, EditConfig, load_preset
-from gsedit.edit.refine import RefineConfig
+from gsedit.edit.refine_config import RefineConfig
 from gsedit.errors import GseditError
-from gsedit.models.adss import ADSSConfig
-from gsedit.models.ip2p import IP2PConfig
+from gsedit.models.adss_config import ADSSConfig
+from gsedit.models.ip2p.config import IP2PConfig
 
 Device = Literal["auto", "cpu", "cuda"]
 

@@ -47,13 +47,15 @@ def build_editor(plugins: dict, device):
         from gsedit.models.synthetic import SyntheticEditor
 
         return SyntheticEditor()
-    from gsedit.models.ip2p import IP2PConfig, IP2PEditor
+    from gsedit.models.ip2p.config import IP2PConfig
+    from gsedit.models.ip2p.editor import IP2PEditor
 
     return IP2PEditor.from_pretrained(config_from_dict(IP2PConfig, plugins["ip2p"]), device)
 
 
 def build_adss(settings: dict, device):
-    from gsedit.models.adss import ADSS, ADSSConfig
+    from gsedit.models.adss import ADSS
+    from gsedit.models.adss_config import ADSSConfig
 
     return ADSS.from_pretrained(config_from_dict(ADSSConfig, settings), device)
 

@@ -18,62 +18,31 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-import tyro
 from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.engine import save_images
 from gsedit.edit.lock import FolderLock
+from gsedit.edit.refine_config import RefineConfig
 from gsedit.edit.session import SessionFolder, session_cameras
 from gsedit.errors import GseditError, InputFileError
 from gsedit.memory import MemoryMeter
 from gsedit.models.base import ImageSegmenter
-from gsedit.models.enhance import EnhanceConfig, ImageEnhancer
+from gsedit.models.enhance import ImageEnhancer
 from gsedit.render.images import read_mask
 from gsedit.scene.base import Scene
+from gsedit.scene.random_views import optimize_on_random_views
 
 REFINED_DIR = "refined"
 _MASK_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's grey conversion
-
-
-@dataclass
-class RefineConfig:
-    """The refine stage: super-resolve every view of the last turn, then fine-tune the scene on them."""
-
-    iters: int = 1000
-    """Fine-tune steps, one random view each (Edit3D: 10k nerfacto steps in under 5 minutes)."""
-    lr_scale: float = 1.0
-    """Multiplies the scene's learning rates during the fine-tune."""
-    densify: bool = False
-    """Let the scene add and remove points during the fine-tune (off: the geometry is done)."""
-    face_masks: Path | None = None
-    """Folder of face masks, one image per view named like the session's renders (0000.png) or like
-    the camera's image; views without a file have no face. None: the face segmenter's, if any."""
-    face_query: str = "face"
-    """What the face segmenter (ADSS) is asked to find when no mask folder is given."""
-    seed: int = 0
-    """Seed of the fine-tune's view order."""
-    enhance: Annotated[EnhanceConfig, tyro.conf.arg(name="")] = field(default_factory=EnhanceConfig)
-    """The super-resolution models; `scale` > 1 fine-tunes at that multiple of the training resolution."""
-
-    def validate(self) -> None:
-        problems = []
-        if self.iters < 1:
-            problems.append(f"iters must be at least 1, got {self.iters}")
-        if not self.lr_scale > 0:
-            problems.append(f"lr_scale must be > 0, got {self.lr_scale}")
-        if not self.enhance.scale > 0:
-            problems.append(f"scale must be > 0, got {self.enhance.scale}")
-        if problems:
-            raise GseditError("Invalid refine settings: " + "; ".join(problems) + ".")
 
 
 def laplacian_variance(images: Tensor) -> Tensor:
@@ -155,17 +124,10 @@ def _fine_tune(
     """Fits `scene` to `targets` [C, H, W, 3] on random views; returns the last loss."""
     torch.manual_seed(config.seed)  # densification, when on, draws from the global generator
     generator = torch.Generator().manual_seed(config.seed)
-    trainer = scene.trainer(
+    optimizer = scene.optimizer(
         config.iters, lr_scale=config.lr_scale, densify=config.densify, opacity_reset=False
     )
-    loss = float("nan")
-    for step in range(config.iters):
-        view = int(torch.randint(len(cameras), (1,), generator=generator))
-        loss = trainer.step(cameras[view], targets[view : view + 1])
-        if on_step is not None:
-            on_step(step + 1, loss)
-    trainer.finish()
-    return loss
+    return optimize_on_random_views(optimizer, cameras, targets, config.iters, generator, on_step=on_step)
 
 
 def _jsonable(value: Any) -> Any:

@@ -204,8 +204,8 @@ def planned_options(options, plan: dict):
     backend's session (so that a backend session started on --resume matches the others)."""
     from gsedit.edit.config import EditConfig
     from gsedit.edit.plugins import config_from_dict
-    from gsedit.models.adss import ADSSConfig
-    from gsedit.models.ip2p import IP2PConfig
+    from gsedit.models.adss_config import ADSSConfig
+    from gsedit.models.ip2p.config import IP2PConfig
 
     return dataclasses.replace(
         options,

@@ -20,7 +20,7 @@ from gsedit.evaluation.compare import (
     summarise,
 )
 from gsedit.evaluation.evaluate import EvalConfig
-from gsedit.scene.convert import ConvertConfig
+from gsedit.scene.convert_config import ConvertConfig
 
 
 @dataclass

@@ -54,7 +54,8 @@ from torch import Tensor
 from gsedit.atomic import write_json
 from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError, InputFileError
-from gsedit.metrics.image import LpipsNet, edit_psnr, lpips, psnr, ssim
+from gsedit.evaluation.evaluate_config import EvalConfig
+from gsedit.metrics.image import edit_psnr, lpips, psnr, ssim
 from gsedit.metrics.masks import miou
 from gsedit.render.images import read_image_folder, read_mask
 
@@ -83,26 +84,6 @@ COLUMNS = {
 }
 CLIP_COLUMNS = [k for k in COLUMNS if k.startswith("clip_")]
 COST_COLUMNS = {"seconds": "s", "peak_rss_mb": "peak RSS MB", "peak_cuda_mb": "peak CUDA MB"}
-
-
-@dataclass
-class EvalConfig:
-    """What `gsedit eval` measures and with which models."""
-
-    clip_model: str = "openai/clip-vit-large-patch14"
-    """CLIP for the text and direction scores: a transformers hub id or local folder, or "open_clip:..."."""
-    clip_batch: int = 16
-    """Images per CLIP forward pass."""
-    lpips_net: LpipsNet = "alex"
-    """LPIPS backbone."""
-    lpips_weights: Path | None = None
-    """The backbone's torchvision weights file; None looks in the torch hub cache."""
-    base_caption: str = "a photo of a scene"
-    """Caption of the input scene; the caption after turn k appends the instructions of turns 1..k."""
-    captions: Path | None = None
-    """JSON file with the caption of the scene after every turn: a list, or {"0": input, "1": ...}."""
-    miou: bool = True
-    """Render ground-truth label masks of labelled scenes for mIoU (the only rendering eval does)."""
 
 
 # -- reading the session ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ fused kernel), so a forward hook on the chosen layer's cross-attention captures 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, ModelMissingError
+from gsedit.models.adss_config import ItmStartToken
 
 if TYPE_CHECKING:
     from transformers import (
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
         BlipProcessor,
         PreTrainedModel,
     )
-
-ItmStartToken = Literal["enc", "cls"]
-
 
 def load_blip(
     model_class: type[PreTrainedModel], model_id: str, what: str, option: str, device: torch.device

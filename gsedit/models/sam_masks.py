@@ -8,23 +8,20 @@ the SAM model is loaded and run through segment-anything's own code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from gsedit.errors import GseditError, InputFileError, MissingPackageError, ModelMissingError
+from gsedit.models.adss_config import SamMaskConfig, SamModelType, Selection
 from gsedit.torch_files import load_tensor_file
 
 if TYPE_CHECKING:
     from segment_anything import SamAutomaticMaskGenerator
     from segment_anything.modeling import Sam
-
-SamModelType = Literal["vit_h", "vit_l", "vit_b"]
-Selection = Literal["best_iou", "union"]
 
 #: Meta's official checkpoints (segment-anything README, "Model Checkpoints").
 SAM_CHECKPOINT_URLS: dict[str, str] = {
@@ -56,26 +53,6 @@ class SamCheckpointMissingError(ModelMissingError):
             "https://github.com/facebookresearch/segment-anything#model-checkpoints) and pass "
             "it with --sam-checkpoint PATH (and --sam-model-type if it is not vit_h).",
         )
-
-
-@dataclass
-class SamMaskConfig:
-    """Settings of segment-anything's `SamAutomaticMaskGenerator` (its defaults suit ViT-H)."""
-
-    points_per_side: int = 32
-    """Point prompts per image side; SAM is prompted with points_per_side² points."""
-    points_per_batch: int = 64
-    """Point prompts run at once; lower it when GPU memory is short."""
-    pred_iou_thresh: float = 0.88
-    """Drop masks whose predicted quality (IoU) is below this, in [0, 1]."""
-    stability_score_thresh: float = 0.95
-    """Drop masks whose stability under a shifted binarisation cutoff is below this."""
-    box_nms_thresh: float = 0.7
-    """Box IoU above which duplicate masks are suppressed."""
-    crop_n_layers: int = 0
-    """If > 0, also run on 2**i crops per layer i: finer masks of small parts, slower."""
-    min_mask_region_area: int = 0
-    """If > 0, remove islands and holes smaller than this many pixels (needs opencv-python)."""
 
 
 def load_sam(checkpoint: str | Path | None, model_type: SamModelType, device: torch.device) -> Sam:

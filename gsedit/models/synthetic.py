@@ -29,6 +29,7 @@ from torch import Tensor
 
 from gsedit.errors import GseditError
 from gsedit.models.base import EditOutput, ImageEditor
+from gsedit.render.filters import gaussian_blur
 
 MIN_PEAK_COVERAGE = 0.25  # below this an object's mask is noise, not the object
 
@@ -81,13 +82,6 @@ class SyntheticEditorConfig:
     """Standard deviation of the per-call colour and brightness jitter."""
     colour_tolerance: float = 0.18
     """RGB distance under which a pixel counts as the object's colour."""
-
-
-def _blur(masks: Tensor, sigma: float) -> Tensor:
-    """[B, H, W] Gaussian blur with standard deviation `sigma` pixels."""
-    from gsedit.edit.fusion import gaussian_blur
-
-    return gaussian_blur(masks, sigma)
 
 
 class SyntheticEditor(ImageEditor):
@@ -147,7 +141,7 @@ class SyntheticEditor(ImageEditor):
         """Shading-preserving recolour of `images` [B, H, W, 3] with spill around `masks` [B, H, W]."""
         c = self.config
         sigma = c.spill_radius * min(images.shape[1:3])
-        halo = (_blur(masks, sigma) * 2.5).clamp(max=1) if c.spill_halo > 0 and sigma > 0 else masks
+        halo = (gaussian_blur(masks, sigma) * 2.5).clamp(max=1) if c.spill_halo > 0 and sigma > 0 else masks
         weight = torch.maximum(masks, c.spill_halo * halo)
         weight = weight + (1 - weight) * c.spill_global
         shade = images.mean(dim=-1, keepdim=True) / images.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)

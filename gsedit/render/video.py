@@ -3,6 +3,10 @@
 Frames are rendered a few views at a time and streamed to the writer, so a long or large video
 never holds all its frames in memory. `.mp4` goes through imageio-ffmpeg's bundled ffmpeg (H.264,
 yuv420p: what browsers and players read); `.gif` through Pillow.
+
+What is filmed is anything with a `device` and a `render(cameras)` whose result holds `rgb`
+[C, H, W, 3] (`Renders`): a `gsedit.scene` Scene is one, but this module sits below `scene/` and
+names no scene class.
 """
 
 from __future__ import annotations
@@ -11,18 +15,32 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_path
 from gsedit.cameras import Cameras, OrbitConfig, orbit_cameras
 from gsedit.errors import GseditError
 from gsedit.render.images import to_uint8
-from gsedit.scene.base import Scene
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 WIPE_LINE = 255  # the divider between before and after, white
+
+
+class _Frames(Protocol):
+    rgb: Tensor  # [C, H, W, 3] in [0, 1]
+
+
+class Renders(Protocol):
+    """What a video films: a Scene, or anything else that renders views on a device."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def render(self, cameras: Cameras) -> _Frames: ...
 
 
 def _check(path: Path, frames: int, size: int, fps: float) -> None:
@@ -49,7 +67,7 @@ def turntable_cameras(
     return orbit_cameras(frames, bounds, side, side, orbit)
 
 
-def _rendered(scene: Scene, cameras: Cameras, batch: int) -> Iterator[np.ndarray]:
+def _rendered(scene: Renders, cameras: Cameras, batch: int) -> Iterator[np.ndarray]:
     """[H, W, 3] uint8 frames, rendered `batch` views at a time."""
     for start in range(0, len(cameras), batch):
         views = cameras[start : start + batch].to(scene.device)
@@ -114,7 +132,7 @@ class _Writer:
 
 
 def write_turntable(
-    scene: Scene,
+    scene: Renders,
     bounds: tuple[Tensor, Tensor],
     path: str | Path,
     frames: int = 48,
@@ -162,8 +180,8 @@ def wipe(before: np.ndarray, after: np.ndarray, position: float) -> np.ndarray:
 
 
 def write_before_after(
-    before_scene: Scene,
-    after_scene: Scene,
+    before_scene: Renders,
+    after_scene: Renders,
     bounds: tuple[Tensor, Tensor],
     path: str | Path,
     frames: int = 48,

@@ -19,7 +19,7 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError
 
-#: trainers check every parameter this often (and after the last step); the loss at every step
+#: optimisers check every parameter this often (and after the last step); the loss at every step
 PARAMETER_CHECK_EVERY = 50
 
 
@@ -56,10 +56,10 @@ class RenderOutput:
     channels: dict[str, Tensor] = field(default_factory=dict)  # name -> [C, H, W]
 
 
-class SceneTrainer(ABC):
+class SceneOptimizer(ABC):
     """Optimises a scene against target images with the backend's own recipe and schedule.
 
-    Trainers stop with NonFiniteError as soon as the loss is not finite (before it reaches the
+    Optimisers stop with NonFiniteError as soon as the loss is not finite (before it reaches the
     parameters), when a parameter is not finite at a check, and in `finish`, so that no NaN scene
     is ever saved.
     """
@@ -91,10 +91,10 @@ class Scene(ABC):
         """Names of the extra per-point channels this scene can render (e.g. relevance, label)."""
 
     @abstractmethod
-    def trainer(
+    def optimizer(
         self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
-    ) -> SceneTrainer:
-        """A trainer for `steps` optimisation steps, with the backend's schedule.
+    ) -> SceneOptimizer:
+        """An optimiser for `steps` optimisation steps, with the backend's schedule.
 
         Args:
             lr_scale: multiplies the backend's learning rates.

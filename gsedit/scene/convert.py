@@ -7,34 +7,11 @@ labelled: each label's coverage is rendered with the colours and lifted onto the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 
 from gsedit.cameras import Cameras
 from gsedit.scene.base import Scene
-
-Backend = Literal["3dgs", "nerfacto"]
-
-
-@dataclass
-class ConvertConfig:
-    """How a scene is refitted in another backend, from its renders of a set of cameras."""
-
-    iters: int = 3000
-    """Optimisation steps of the refit."""
-    points: int = 20_000
-    """Initial Gaussians of a 3DGS refit (spread where the cameras look)."""
-    nerfacto_preset: Literal["auto", "nerfacto", "tiny"] = "auto"
-    """nerfacto size: the method's defaults, the CPU-sized one, or auto (tiny on CPU)."""
-    seed: int = 0
-
-    def validate(self) -> None:
-        from gsedit.errors import GseditError
-
-        if self.iters < 1 or self.points < 1:
-            raise GseditError(f"--refit.iters and --refit.points must be at least 1, got {self.iters} and {self.points}.")
+from gsedit.scene.convert_config import Backend, ConvertConfig
 
 
 def nerfacto_preset_name(config: ConvertConfig, device: torch.device) -> str:
@@ -53,7 +30,8 @@ def refit_scene(source: Scene, cameras: Cameras, backend: Backend, config: Conve
     channels = [f"label={k}" for k in sorted(names)]
     views = source.render(cameras, channels)
     if backend == "nerfacto":
-        from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+        from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+        from gsedit.scene.nerfacto.scene import fit_nerfacto
 
         preset = NERFACTO_PRESETS[nerfacto_preset_name(config, source.device)]
         target = fit_nerfacto(views.rgb, cameras, config.iters, preset, bounds=source.bounds(),

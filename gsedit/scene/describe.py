@@ -38,10 +38,10 @@ def describe_scene(path: str | Path, iteration: int | None = None, spz_axes: str
 
 def _trainer_lines(path: Path, iteration: int | None) -> list[tuple[str, str]]:
     """What a trainer folder holds: which trainer, the step loaded, its cameras (or why not)."""
-    from gsedit.cameras.trainers import trainer_cameras
+    from gsedit.cameras.trainer_folders import trainer_cameras
     from gsedit.errors import InputFileError
     from gsedit.scene.files import trainer_source
-    from gsedit.scene.trainers import find_trainer_scene
+    from gsedit.scene.trainer_folders import find_trainer_scene
 
     source = trainer_source(path, iteration)
     if source is None:

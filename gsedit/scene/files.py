@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from gsedit.cameras.camera import Cameras
-from gsedit.cameras.trainers import trainer_kind, trainer_step_file
+from gsedit.cameras.trainer_folders import trainer_kind, trainer_step_file
 from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.base import Scene
 from gsedit.scene.splat_formats import file_format
@@ -84,14 +84,14 @@ def load_scene_file(path: str | Path, device: str | torch.device, iteration: int
     if iteration is not None and source is None:
         raise GseditError(f"--iteration {iteration} picks a step of a trainer's output folder; {path} is one scene file.")
     if scene_backend(path) == "nerfacto":
-        from gsedit.scene.nerfacto import NerfactoScene
+        from gsedit.scene.nerfacto.scene import NerfactoScene
 
         return NerfactoScene.load(path, device)
     from gsedit.scene.gaussian_scene import GaussianScene
 
     if source is None:
         return GaussianScene.load(path, device, spz_axes=spz_axes)
-    from gsedit.scene.trainers import find_trainer_scene, read_trainer_gaussians
+    from gsedit.scene.trainer_folders import find_trainer_scene, read_trainer_gaussians
 
     return GaussianScene(read_trainer_gaussians(find_trainer_scene(*source)).to(device))
 
@@ -140,7 +140,7 @@ def scene_cameras(
             f"--dataparser-transforms maps a dataset's cameras into a nerfstudio run's frame, but the cameras "
             f"{cameras} are in the scene's frame already (orbit cameras, or a trainer folder's own): drop it."
         )
-    from gsedit.cameras.trainers import camera_source_file, to_nerfstudio_frame
+    from gsedit.cameras.trainer_folders import camera_source_file, to_nerfstudio_frame
 
     mapped = to_nerfstudio_frame(cams, dataparser_transforms, camera_source_file(Path(cameras)))
     return SceneCameras(mapped, None, f"{cameras} (through {dataparser_transforms})")

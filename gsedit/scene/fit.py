@@ -3,55 +3,31 @@
 Adam with per-parameter learning rates (gsplat's `simple_trainer` values), L1 + D-SSIM loss,
 densification (clone / split / prune) with gsplat's `DefaultStrategy`, which is plain PyTorch and
 so runs on CPU with gsedit's reference rasterizer as well as on CUDA with gsplat, and opacity resets.
-Every edit turn calls this trainer; `gsedit fit` uses it to build a scene from images.
+Every edit turn calls this optimiser; `gsedit fit` uses it to build a scene from images.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneTrainer, check_finite
+from gsedit.render.filters import ssim
+from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneOptimizer, check_finite
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+from gsedit.scene.random_views import optimize_on_random_views
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
-
-
-@dataclass
-class FitConfig:
-    """The 3DGS optimisation recipe; schedules are scaled to the number of steps of a run."""
-
-    means_lr: float = 1.6e-4
-    """Learning rate of the means, times the scene scale; decays exponentially to 1% over the run."""
-    scales_lr: float = 5e-3
-    quats_lr: float = 1e-3
-    opacities_lr: float = 5e-2
-    sh0_lr: float = 2.5e-3
-    shN_lr: float = 2.5e-3 / 20
-    lr_scale: float = 1.0
-    """Multiplies every learning rate (edit turns may use a gentler one)."""
-    ssim_lambda: float = 0.2
-    """Weight of D-SSIM in the loss (1 - lambda for L1)."""
-    densify: bool = True
-    """Clone, split and prune Gaussians during the run."""
-    refine_start: int = 500
-    refine_stop: int = 15_000
-    refine_every: int = 100
-    opacity_reset_every: int = 3000
-    """Opacity reset period in the 30k-step schedule; 0 disables it (edit turns do)."""
-    grow_grad2d: float = 2e-4
-    prune_opa: float = 0.005
 
 
 def schedule_scale(steps: int) -> float:
     return min(1.0, steps / REFERENCE_STEPS)
 
 
-class GaussianTrainer(SceneTrainer):
+class GaussianOptimizer(SceneOptimizer):
     """Optimises Gaussians in place: `params` (gsplat's names) is what DefaultStrategy grows and
     prunes, `render` draws them (cameras -> RenderOutput with gsplat's `info`), and
     `params_changed` tells their owner when the optimisation is over."""
@@ -111,8 +87,6 @@ class GaussianTrainer(SceneTrainer):
 
     def step(self, cameras: Cameras, targets: Tensor) -> float:
         """One Adam step on views `cameras` against `targets` [C, H, W, 3]."""
-        from gsedit.metrics.image import ssim
-
         out = self.render(cameras)
         rgb = out.colors[..., :3]
         l1 = (rgb - targets).abs().mean()
@@ -263,13 +237,6 @@ def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None)
     """Optimises `scene` on random views of `images` [C, H, W, 3] for `steps` steps; returns the last loss."""
     cameras = cameras.to(scene.device)
     images = images.to(scene.device)
-    trainer = scene.trainer(steps)
-    gen = torch.Generator().manual_seed(0)
-    loss = float("nan")
-    for step in range(steps):
-        view = int(torch.randint(len(cameras), (1,), generator=gen))
-        loss = trainer.step(cameras[view], images[view : view + 1])
-        if on_step is not None:
-            on_step(step + 1, loss)
-    trainer.finish()
-    return loss
+    optimizer = scene.optimizer(steps)
+    generator = torch.Generator().manual_seed(0)
+    return optimize_on_random_views(optimizer, cameras, images, steps, generator, on_step=on_step)

@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
-from gsedit.scene.fit import FitConfig, GaussianTrainer
+from gsedit.scene.base import RenderOutput, Scene, SceneOptimizer
+from gsedit.scene.fit import GaussianOptimizer
+from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians
 
 EXTRA_PREFIX = "extra_"  # ParameterDict keys of the extra channels (kept out of the optimisers)
@@ -43,7 +44,7 @@ def indicator_channel(name: str) -> tuple[str, float] | None:
 
 
 class GaussianScene(Scene):
-    """Gaussians held as a ParameterDict (gsplat's names) that the trainer grows and prunes in place."""
+    """Gaussians held as a ParameterDict (gsplat's names) that the optimiser grows and prunes in place."""
 
     filename = "scene.ply"
 
@@ -209,9 +210,9 @@ class GaussianScene(Scene):
             channels={name: extras[..., i] for i, name in enumerate(channels)},
         )
 
-    def trainer(
+    def optimizer(
         self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
-    ) -> SceneTrainer:
+    ) -> SceneOptimizer:
         fit = self.config.fit
         config = replace(
             fit,
@@ -219,7 +220,7 @@ class GaussianScene(Scene):
             densify=fit.densify and densify,
             opacity_reset_every=fit.opacity_reset_every if opacity_reset else 0,
         )
-        return GaussianTrainer(self.params, self.rasterize, steps, config, self.scene_scale(), self.params_changed)
+        return GaussianOptimizer(self.params, self.rasterize, steps, config, self.scene_scale(), self.params_changed)
 
     def geometry(self):
         """The frozen geometry that back-projection and relevance fitting render with."""

@@ -4,6 +4,10 @@ Every connected browser sends its camera; one render thread draws the chosen sce
 `Scene.render` at a reduced resolution and sends the frame back as the page's background image.
 Any Scene backend shows the same way (3DGS: gsplat on CUDA, the PyTorch reference rasterizer on
 CPU; nerfacto: ray marching), only at different speeds.
+
+Why one module over 400 lines: it is one class, the viser server, whose GUI handles and callbacks
+sit beside the state they change (viser's own examples do so); the render thread, the frustums and
+the panel all read and write that state.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 from gsedit.cameras.camera import Cameras
 from gsedit.cameras.checks import as_numpy, rigid_inverse
 from gsedit.cameras.orbit import orbit_cameras
-from gsedit.cameras.trainers import (
+from gsedit.cameras.trainer_folders import (
     apply_similarity,
     gsplat_normalization,
     principal_axes,
@@ -136,7 +136,7 @@ def test_dataset_cameras_land_where_nerfstudio_dataparser_puts_them(tmp_path):
 def test_colmap_cameras_land_where_gsplat_parser_puts_them():
     """gsplat_parser/expected.json: gsplat's own examples/datasets/colmap.py Parser (factor 2,
     normalize_world_space) on the COLMAP model beside it, points3D included."""
-    from gsedit.cameras.trainers import colmap_in_gsplat_frame
+    from gsedit.cameras.trainer_folders import colmap_in_gsplat_frame
 
     folder = FIXTURE.parent / "gsplat_parser"
     expected = json.loads((folder / "expected.json").read_text())

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
-from gsedit.scene.base import RenderOutput, Scene, SceneTrainer
+from gsedit.scene.base import RenderOutput, Scene, SceneOptimizer
 
 
 def fake_cameras(count: int, size: int = 8) -> Cameras:
@@ -26,7 +26,7 @@ def view_ids(cameras: Cameras) -> list[int]:
     return [int(v) for v in cameras.viewmats[:, 0, 3].round()]
 
 
-class FakeTrainer(SceneTrainer):
+class FakeOptimizer(SceneOptimizer):
     def __init__(self, scene: "FakeScene", rate: float):
         self.scene, self.rate = scene, rate
 
@@ -68,8 +68,8 @@ class FakeScene(Scene):
     def label_names(self):
         return dict(self.names)
 
-    def trainer(self, steps, lr_scale=1.0, densify=True, opacity_reset=True):
-        return FakeTrainer(self, self.rate * lr_scale)
+    def optimizer(self, steps, lr_scale=1.0, densify=True, opacity_reset=True):
+        return FakeOptimizer(self, self.rate * lr_scale)
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / self.filename

@@ -11,7 +11,8 @@ import torch
 
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import calibrate_stand_in
-from gsedit.edit.fusion import feather, fuse, gaussian_blur
+from gsedit.edit.fusion import feather, fuse
+from gsedit.render.filters import gaussian_blur
 from gsedit.edit.loop import _edit_order, run_turn
 from gsedit.edit.masks import find_label
 from gsedit.edit.session import Turn

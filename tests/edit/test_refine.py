@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from gsedit.edit.refine import RefineConfig, laplacian_variance, load_face_masks, run_refine
+from gsedit.edit.refine import laplacian_variance, load_face_masks, run_refine
+from gsedit.edit.refine_config import RefineConfig
 from gsedit.errors import GseditError, InputFileError, ModelMissingError
 from gsedit.models.base import ImageSegmenter
-from gsedit.models.enhance import EnhanceConfig, ImageEnhancer, load_enhancers
+from gsedit.models.enhance import ImageEnhancer, load_enhancers
+from gsedit.models.enhance_config import EnhanceConfig
 from tests.edit.fake_scene import FakeScene, fake_cameras
 from tests.edit.test_session import engine, new_session
 

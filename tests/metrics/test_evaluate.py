@@ -19,7 +19,8 @@ from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.session import Turn
 from gsedit.edit.session import SessionFolder
 from gsedit.errors import InputFileError
-from gsedit.evaluation.evaluate import CLIP_COLUMNS, EvalConfig, evaluate_session, format_table
+from gsedit.evaluation.evaluate import CLIP_COLUMNS, evaluate_session, format_table
+from gsedit.evaluation.evaluate_config import EvalConfig
 from gsedit.metrics.image import load_lpips, lpips, ssim
 from gsedit.models.synthetic import SyntheticEditor
 from tests.edit.fake_scene import FakeScene, fake_cameras
@@ -202,8 +203,9 @@ def _load_tiny_enhance():
 
 
 def test_refined_row_scores_the_refined_renders_in_place_of_the_last_turn(session_dir, tmp_path):
-    from gsedit.edit.refine import RefineConfig, run_refine
-    from gsedit.models.enhance import EnhanceConfig
+    from gsedit.edit.refine import run_refine
+    from gsedit.edit.refine_config import RefineConfig
+    from gsedit.models.enhance_config import EnhanceConfig
 
     folder = _copy(session_dir, tmp_path)
     weights = _load_tiny_enhance().write_tiny_realesrgan(tmp_path / "esrgan.pth", num_up=1)

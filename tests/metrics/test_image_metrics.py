@@ -65,7 +65,7 @@ def test_ssim_matches_torchmetrics():
 def test_ssim_gradient_matches_torchmetrics_autograd():
     """The fast blur's hand-written input gradient (the D-SSIM loss of every fit) against autograd
     through torchmetrics' 2-D convolution, in float64; and a gradcheck of the blur itself."""
-    from gsedit.metrics.image import gaussian_blur_valid
+    from gsedit.render.filters import gaussian_blur_valid
 
     a, b = (t.double() for t in _pair(b=2))
     ours = a.clone().requires_grad_(True)

@@ -9,16 +9,10 @@ import torch.nn.functional as F
 from tiny_ip2p import save_tiny_ip2p
 
 from gsedit.errors import GseditError, InputFileError, ModelMissingError
-from gsedit.models.ip2p import (
-    DenoiseStep,
-    IP2PConfig,
-    IP2PEditor,
-    denoise,
-    latent_region,
-    resolve_dtype,
-    start_indices,
-)
-from gsedit.models.relevance import binarize, relevance_from_eps, relevance_map
+from gsedit.models.ip2p.config import IP2PConfig
+from gsedit.models.ip2p.denoise import DenoiseStep, denoise, latent_region, start_indices
+from gsedit.models.ip2p.editor import IP2PEditor, resolve_dtype
+from gsedit.models.ip2p.relevance import binarize, relevance_from_eps, relevance_map
 
 INSTRUCTION = "make it red"
 H, W = 37, 50  # not multiples of 8: padded for the VAE, cropped back

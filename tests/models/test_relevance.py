@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsedit.models.relevance import (
+from gsedit.models.ip2p.relevance import (
     binarize,
     iqr_clip,
     normalize01,

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from gsedit.models.adss import ADSSConfig
-from gsedit.models.sam_masks import SamMaskConfig
+from gsedit.models.adss_config import ADSSConfig, SamMaskConfig
 
 #: The tiny BERT vocabulary; the tokenizer adds [DEC] after it (id 24) and the model's
 #: vocabulary has one more row for BLIP's [ENC] (id 25), as in BLIP's real layout.

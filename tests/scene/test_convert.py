@@ -8,7 +8,8 @@ import torch
 from gsedit.cameras.orbit import orbit_cameras
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.metrics.masks import miou
-from gsedit.scene.convert import ConvertConfig, refit_scene
+from gsedit.scene.convert import refit_scene
+from gsedit.scene.convert_config import ConvertConfig
 from gsedit.scene.gaussian_scene import GaussianScene
 
 SIZE = 20
@@ -83,7 +84,7 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_refit_in_nerfacto_keeps_the_look_and_the_labels(labelled, nerf, tmp_path):
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     scene, cameras, maps = labelled
     assert isinstance(nerf, NerfactoScene) and nerf.label_names() == scene.label_names()

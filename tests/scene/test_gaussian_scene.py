@@ -70,9 +70,9 @@ def test_a_training_step_moves_the_scene_toward_its_target():
     cams = orbit_cameras(2, scene.bounds(), 24, 24)
     target = torch.zeros(2, 24, 24, 3)
     target[..., 0] = 1.0
-    trainer = scene.trainer(20, lr_scale=10.0, densify=False, opacity_reset=False)
-    losses = [trainer.step(cams, target) for _ in range(20)]
-    trainer.finish()
+    optimizer = scene.optimizer(20, lr_scale=10.0, densify=False, opacity_reset=False)
+    losses = [optimizer.step(cams, target) for _ in range(20)]
+    optimizer.finish()
     assert losses[-1] < losses[0] * 0.9
 
 

@@ -35,7 +35,7 @@ from gsedit.cameras.colmap import write_colmap_model
 from gsedit.cameras.inria import write_inria_cameras
 from gsedit.cameras.nerfstudio import write_transforms_json
 from gsedit.cameras.orbit import orbit_cameras
-from gsedit.cameras.trainers import LEGACY_COLMAP_APPLIED, gsplat_normalization
+from gsedit.cameras.trainer_folders import LEGACY_COLMAP_APPLIED, gsplat_normalization
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.scene.gaussians import Gaussians
 from gsedit.scene.ply import write_ply

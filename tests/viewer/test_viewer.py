@@ -220,7 +220,7 @@ def test_single_ply_and_bad_paths(session, tmp_path):
 
 
 def test_nerfacto_session_content_lists_turns_and_loads_their_checkpoints(nerfacto_session):
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
 
     content = ViewerContent.from_session(nerfacto_session.folder)
     assert content.labels == ["turn 0: input"] + [f"turn {i}: {t}" for i, t in enumerate(TURNS, 1)]
@@ -236,7 +236,7 @@ def test_nerfacto_session_content_lists_turns_and_loads_their_checkpoints(nerfac
 
 def test_single_checkpoint_renders_frames_like_the_scene_itself(nerfacto_session, tmp_path):
     from gsedit.render.images import to_uint8
-    from gsedit.scene.nerfacto import NerfactoScene
+    from gsedit.scene.nerfacto.scene import NerfactoScene
     from gsedit.viewer.frame import render_frame
 
     path = nerfacto_session.scene_path(2)

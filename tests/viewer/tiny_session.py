@@ -34,7 +34,8 @@ def write_tiny_nerfacto(folder: Path, steps: int = 4) -> tuple[Path, Path]:
     from gsedit.cameras.formats import load_cameras
     from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
     from gsedit.scene.gaussian_scene import GaussianScene
-    from gsedit.scene.nerfacto import NERFACTO_PRESETS, fit_nerfacto
+    from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
+    from gsedit.scene.nerfacto.scene import fit_nerfacto
 
     # not scene.ply: its labels sidecar would also be scene.ckpt's
     ply = Path(folder) / "input" / "gaussians.ply"

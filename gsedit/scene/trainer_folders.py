@@ -1,4 +1,4 @@
-"""The Gaussians in a trainer's output folder (which folder is which: gsedit/cameras/trainers.py).
+"""The Gaussians in a trainer's output folder (which folder is which: gsedit/cameras/trainer_folders.py).
 
 - INRIA: `point_cloud/iteration_N/point_cloud.ply`, the highest N.
 - nerfstudio splatfacto: the latest `nerfstudio_models/step-N.ckpt`; its `pipeline` state dict
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from gsedit.cameras.trainers import (
+from gsedit.cameras.trainer_folders import (
     GSPLAT_CKPT,
     GSPLAT_PLY,
     INRIA_ITERATION,

@@ -1,22 +1,13 @@
-"""InstructPix2Pix editor (Brooks et al. 2023) with Watch Your Steps relevance (Mirzaei et al. 2024).
-
-The denoising loop is gsedit's own, as Instruct-NeRF2NeRF runs it: the image to edit is
-encoded, noised to a level t in [0, 1] and denoised with DDIM under InstructPix2Pix's
-three-way classifier-free guidance (paper eq. 1), conditioned on the VAE latents of a
-condition image. Different views may start at different noise levels. With edit regions
-(relevance-guided editing, Watch Your Steps section 4.2), after every step the latents outside
-the region are replaced by the input latents noised to the new level.
-
-A stateless core (`denoise`, `ddim_step`, `guide`, ...) sits under the thin `IP2PEditor`, which
-owns the diffusers components and turns images into latents and back.
+"""The InstructPix2Pix pipeline: `IP2PEditor` loads the diffusers components, encodes images to
+latents, runs the guided denoising of `gsedit.models.ip2p.denoise` and decodes the result, and
+computes Watch Your Steps relevance maps (section 4.1) from the same noise predictions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +15,16 @@ from torch import Tensor
 
 from gsedit.errors import GseditError, InputFileError, ModelMissingError, hub_offline
 from gsedit.models.base import EditOutput, ImageEditor
-from gsedit.models.relevance import binarize, relevance_from_eps, relevance_map
+from gsedit.models.ip2p.config import DTYPE_NAMES, IP2PConfig, check_config
+from gsedit.models.ip2p.denoise import (
+    DenoiseStep,
+    add_noise,
+    denoise,
+    latent_region,
+    noise_timestep,
+    start_indices,
+)
+from gsedit.models.ip2p.relevance import binarize, relevance_from_eps, relevance_map
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -34,167 +34,13 @@ if TYPE_CHECKING:
 XFORMERS_INSTALL = "python -m pip install xformers"
 #: subfolders of a diffusers InstructPix2Pix model folder
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 #: (text on, image on) per guidance branch: the full, image-only and unconditional predictions
 EDIT_BRANCHES = ((True, True), (False, True), (False, False))
 #: relevance needs only the two image-conditioned predictions, with and without the text
 RELEVANCE_BRANCHES = EDIT_BRANCHES[:2]
 #: renders may round a hair outside [0, 1]; more than this is a caller's bug
 RANGE_TOLERANCE = 1e-4
-
-
-@dataclass
-class IP2PConfig:
-    """InstructPix2Pix editor settings."""
-
-    model: str = "timbrooks/instruct-pix2pix"
-    """Local folder in the diffusers layout (unet/ vae/ text_encoder/ tokenizer/ scheduler/)
-    or a Hugging Face model id."""
-    steps: int = 20
-    """DDIM steps of a full-noise schedule; an edit at noise level t runs about the last t*steps."""
-    image_guidance: float = 1.5
-    """Image guidance scale s_I: higher keeps the result closer to the condition image."""
-    text_guidance: float = 7.5
-    """Text guidance scale s_T: higher follows the instruction more strongly."""
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    """Precision of the weights; auto = float16 on CUDA, float32 on CPU."""
-    relevance_noise: float = 0.8
-    """Noise level t_rel in (0, 1] at which relevance maps are computed (paper: 0.8)."""
-    relevance_samples: int = 3
-    """Noise samples averaged per relevance map (fewer = faster and noisier)."""
-    iqr_factor: float = 1.5
-    """Relevance is clipped at Q3 + iqr_factor * IQR (paper: 1.5; the authors' code: 2.0)."""
-    relevance_threshold: float = 0.5
-    """Threshold tau binarising edit regions: a pixel may change where region >= tau
-    (paper: 0.4-0.6)."""
-    attention: Literal["sdpa", "sliced", "xformers"] = "sdpa"
-    """UNet attention: sdpa = PyTorch's fused kernels; sliced = least memory, slower;
-    xformers = needs the xformers package."""
-    max_batch: int = 4
-    """Views per UNet call (a view is 3 rows with guidance); lower it when memory runs out."""
-    local_files_only: bool = False
-    """Never download: only a local folder or the Hugging Face cache (also on with HF_HUB_OFFLINE=1)."""
-
-
-@dataclass
-class DenoiseStep:
-    """One DDIM step of `denoise`, for progress display and tests."""
-
-    index: int  # position in the DDIM schedule
-    timestep: int  # diffusion timestep denoised from
-    views: Tensor  # [n] indices of the views denoised at this step
-    eps: Tensor  # [n, C, h, w] guided noise prediction
-    latents: Tensor  # [n, C, h, w] latents after the step (and the region replacement)
-
-
-#: (noisy latents [n, C, h, w], timestep, views [n]) -> noise predictions per branch, each [n, C, h, w]
-Predict = Callable[[Tensor, int, Tensor], Sequence[Tensor]]
-
-
-# ----------------------------------------------------------------------------- functional core
-
-
-def add_noise(clean: Tensor, noise: Tensor, alpha: Tensor) -> Tensor:
-    """Forward diffusion z_t = sqrt(a_t) z_0 + sqrt(1 - a_t) eps (a_t: cumulative alpha)."""
-    return alpha.sqrt() * clean + (1 - alpha).sqrt() * noise
-
-
-def ddim_step(latents: Tensor, eps: Tensor, alpha: Tensor, alpha_prev: Tensor) -> Tensor:
-    """Deterministic DDIM update (eta = 0, Watch Your Steps eq. 4) from level `alpha` to `alpha_prev`."""
-    clean = (latents - (1 - alpha).sqrt() * eps) / alpha.sqrt()
-    return alpha_prev.sqrt() * clean + (1 - alpha_prev).sqrt() * eps
-
-
-def guide(
-    eps_full: Tensor, eps_image: Tensor, eps_uncond: Tensor, s_img: float, s_txt: float
-) -> Tensor:
-    """InstructPix2Pix guidance: eps_u + s_I (eps_I - eps_u) + s_T (eps_IT - eps_I)."""
-    return eps_uncond + s_img * (eps_image - eps_uncond) + s_txt * (eps_full - eps_image)
-
-
-def noise_timestep(level: Tensor, num_train: int) -> Tensor:
-    """Diffusion timestep of noise level t in [0, 1]: T = t * num_train (as IN2N), long, <= num_train - 1."""
-    return (level.float() * num_train).round().clamp(0, num_train - 1).long()
-
-
-def start_indices(levels: Tensor, timesteps: Tensor, num_train: int) -> Tensor:
-    """[B] schedule index whose timestep is nearest to each level's; len(timesteps) for level 0 (no step).
-
-    Args:
-        levels: [B] noise levels in [0, 1].
-        timesteps: [S] descending DDIM timesteps.
-        num_train: the scheduler's number of training timesteps.
-    """
-    target = noise_timestep(levels, num_train)  # [B]
-    nearest = (timesteps[None, :] - target[:, None]).abs().argmin(dim=1)  # [B]
-    return torch.where(levels > 0, nearest, torch.full_like(nearest, len(timesteps)))
-
-
-def latent_region(mask: Tensor, factor: int) -> Tensor:
-    """[B, 1, h, w] bool: a latent may change if any pixel of its factor x factor patch may.
-
-    The decoder spreads every latent over its whole patch, so a latent touching the region
-    must be free for the region's pixels to be fully edited; the pixels outside are restored
-    from the input afterwards. `mask` is [B, H, W] of 0/1 with H, W multiples of `factor`.
-    """
-    return F.max_pool2d(mask[:, None].float(), factor) > 0
-
-
-def denoise(
-    clean: Tensor,
-    noise: Tensor,
-    start: Tensor,
-    timesteps: Tensor,
-    alphas_cumprod: Tensor,
-    predict: Predict,
-    guidance: tuple[float, float],
-    region: Tensor | None = None,
-    on_step: Callable[[DenoiseStep], None] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Noises each view to its start step, then runs the rest of the DDIM schedule.
-
-    All views share one schedule, so at every step the views already started are denoised
-    together; a view starting at index k joins at step k.
-
-    Args:
-        clean: [B, C, h, w] scaled latents of the images to edit.
-        noise: [B, C, h, w] standard normal noise, one sample per view for the whole run.
-        start: [B] index into `timesteps` where each view starts; len(timesteps) = no step.
-        timesteps: [S] descending DDIM timesteps.
-        alphas_cumprod: [T] cumulative alphas of the noise schedule.
-        predict: noise predictions for the branches (text+image, image, none).
-        guidance: (image guidance s_I, text guidance s_T).
-        region: [B, 1, h, w] bool, True where latents may change; None: everywhere.
-        on_step: called after every step.
-
-    Returns:
-        [B, C, h, w] denoised latents, and [B, h, w] raw relevance (`relevance_from_eps`) of
-        each view at its first step (0 for views that take no step).
-    """
-    alphas = alphas_cumprod[timesteps].float()  # [S]
-    # the last step goes all the way to clean latents (alpha 1)
-    alphas_next = torch.cat([alphas[1:], alphas.new_ones(1)])  # [S]
-    latents = clean.clone()
-    raw = clean.new_zeros(clean.shape[0], *clean.shape[2:])  # [B, h, w]
-    for i in range(int(start.min()), len(timesteps)):
-        views = (start <= i).nonzero()[:, 0]  # [n]
-        entering = (start[views] == i)[:, None, None, None]  # [n, 1, 1, 1]
-        z = torch.where(entering, add_noise(clean[views], noise[views], alphas[i]), latents[views])
-        eps_full, eps_image, eps_uncond = predict(z, int(timesteps[i]), views)
-        new = views[entering[:, 0, 0, 0]]
-        raw[new] = relevance_from_eps(eps_full, eps_image)[entering[:, 0, 0, 0]]
-        eps = guide(eps_full, eps_image, eps_uncond, *guidance)
-        z = ddim_step(z, eps, alphas[i], alphas_next[i])
-        if region is not None:
-            # Watch Your Steps eq. 5: outside the region the latents stay the noised input
-            z = torch.where(region[views], z, add_noise(clean[views], noise[views], alphas_next[i]))
-        latents[views] = z
-        if on_step is not None:
-            on_step(DenoiseStep(i, int(timesteps[i]), views, eps, z))
-    return latents, raw
-
-
-# ----------------------------------------------------------------------------- editor
 
 
 class IP2PEditor(ImageEditor):
@@ -222,7 +68,7 @@ class IP2PEditor(ImageEditor):
     ):
         self.config = config or IP2PConfig()
         num_train = scheduler.config.num_train_timesteps
-        _check_config(self.config)
+        check_config(self.config)
         if self.config.steps > num_train:
             raise GseditError(
                 f"IP2PConfig.steps must be at most the model's {num_train} diffusion timesteps, "
@@ -261,7 +107,7 @@ class IP2PEditor(ImageEditor):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         config = config or IP2PConfig()
-        _check_config(config)  # before loading gigabytes
+        check_config(config)  # before loading gigabytes
         device = torch.device(device)
         dtype = resolve_dtype(config.dtype, device)
         folder = Path(config.model).expanduser()
@@ -465,35 +311,6 @@ def _pad(x: Tensor, factor: int) -> Tensor:
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % factor, -width % factor
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-
-def _check_config(config: IP2PConfig) -> None:
-    rules = (
-        ("model", bool(config.model.strip()), "a local folder or a Hugging Face id"),
-        ("steps", config.steps >= 1, ">= 1"),
-        ("image_guidance", config.image_guidance >= 0, ">= 0"),
-        ("text_guidance", config.text_guidance >= 0, ">= 0"),
-        (
-            "dtype",
-            config.dtype == "auto" or config.dtype in DTYPES,
-            f"auto or one of {list(DTYPES)}",
-        ),
-        ("relevance_noise", 0 < config.relevance_noise <= 1, "in (0, 1]"),
-        ("relevance_samples", config.relevance_samples >= 1, ">= 1"),
-        ("iqr_factor", config.iqr_factor >= 0, ">= 0"),
-        ("relevance_threshold", 0 <= config.relevance_threshold <= 1, "in [0, 1]"),
-        (
-            "attention",
-            config.attention in ("sdpa", "sliced", "xformers"),
-            "sdpa, sliced or xformers",
-        ),
-        ("max_batch", config.max_batch >= 1, ">= 1"),
-    )
-    for field, ok, expected in rules:
-        if not ok:
-            raise GseditError(
-                f"IP2PConfig.{field} must be {expected}, got {getattr(config, field)!r}"
-            )
 
 
 def _component_problem(unet, vae, text_encoder, tokenizer) -> str | None:
