@@ -28,7 +28,7 @@ import torch
 
 from gsedit.cli import main
 from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
-from gsedit.edit.masks import Turn
+from gsedit.edit.session import Turn
 from gsedit.edit.session import continue_plan
 from gsedit.errors import GseditError
 from gsedit.models.synthetic import SyntheticEditor

@@ -43,7 +43,8 @@ from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import calibrate_stand_in
 from gsedit.edit.loop import run_turn
-from gsedit.edit.masks import Turn, find_label
+from gsedit.edit.masks import find_label
+from gsedit.edit.session import Turn
 from gsedit.metrics.image import psnr
 from gsedit.models.synthetic import SyntheticEditor, SyntheticEditorConfig
 from gsedit.scene.fit import FitConfig

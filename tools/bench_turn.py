@@ -38,7 +38,7 @@ import tyro
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import write_turn
 from gsedit.edit.loop import run_turn
-from gsedit.edit.masks import Turn
+from gsedit.edit.session import Turn
 from gsedit.errors import ModelMissingError
 from gsedit.models.base import ImageEditor
 from gsedit.models.ip2p import IP2PConfig, IP2PEditor, resolve_dtype

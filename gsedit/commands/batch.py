@@ -382,9 +382,9 @@ def resume_command(edit):
 
 
 def _open(folder: Path):
-    from gsedit.edit.session import SESSION_FILE, Session
+    from gsedit.edit.session import SESSION_FILE, SessionFolder
 
-    return Session.open(folder) if (Path(folder) / SESSION_FILE).is_file() else None
+    return SessionFolder.open(folder) if (Path(folder) / SESSION_FILE).is_file() else None
 
 
 def _turn_counts(folder: Path, planned: int) -> tuple[int, int]:

@@ -26,8 +26,8 @@ from gsedit.atomic import write_json
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
 from gsedit.edit.lock import FolderLock, deferred_lock
-from gsedit.edit.masks import Turn
-from gsedit.edit.session import SESSION_FILE, Session, continue_plan
+from gsedit.edit.session import Turn
+from gsedit.edit.session import SESSION_FILE, SessionFolder, continue_plan
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import COLUMNS, EvalConfig, format_value
 from gsedit.scene.convert import ConvertConfig
@@ -269,7 +269,7 @@ def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]
     if not (folder / SESSION_FILE).is_file():
         run_edit_command(Edit(**{**shared, "scene": scene_file, "out": folder, "resume": False}), turns)
         return
-    session = Session.open(folder)
+    session = SessionFolder.open(folder)
     done = [r.instruction for r in session.records]
     if done != [t.instruction for t in turns[: len(done)]]:
         raise GseditError(
@@ -286,7 +286,7 @@ def backend_rows(folder: Path, backend: str, config, device) -> tuple[list[dict]
     """(one row per finished turn of the session in `folder`, the metrics it could not compute)."""
     from gsedit.metrics.evaluate import evaluate_session
 
-    session = Session.open(folder)
+    session = SessionFolder.open(folder)
     if session.last_finished() == 0:
         return [], []
     metrics = evaluate_session(folder, config, device)
@@ -325,7 +325,7 @@ def write_grids(out: Path, backends: list[str], turns: int, count: int) -> list[
     from gsedit.edit.session import turn_dirname
     from gsedit.render.images import read_image, to_uint8, write_png
 
-    views = shown_views(Session.open(out / backends[0]), count)
+    views = shown_views(SessionFolder.open(out / backends[0]), count)
     written = []
     for index in range(1, turns + 1):
         rows = []
@@ -346,7 +346,7 @@ def summarise(out: Path, plan: dict, metrics_config, device, views: int) -> dict
         backend_table, missing = backend_rows(out / backend, backend, metrics_config, device)
         rows += backend_table
         unavailable += [{**entry, "backend": backend} for entry in missing]
-    finished = min(Session.open(out / b).last_finished() for b in plan["backends"])
+    finished = min(SessionFolder.open(out / b).last_finished() for b in plan["backends"])
     grids = write_grids(out, plan["backends"], finished, views)
     plan["results"] = {
         "editor_is_stand_in": plan["editor"] == "synthetic",

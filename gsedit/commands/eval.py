@@ -26,7 +26,7 @@ class Eval:
     def run(self) -> None:
         from gsedit.commands.progress import console
         from gsedit.commands.report import write_report
-        from gsedit.edit.session import Session
+        from gsedit.edit.session import SessionFolder
         from gsedit.metrics.evaluate import evaluate_session, format_table
 
         device = resolve_device(self.device)
@@ -35,5 +35,5 @@ class Eval:
         console.print(format_table(metrics))
         for entry in metrics.get("unavailable", []):
             console.print(f"[yellow]unavailable[/] {entry['metric']}: {entry['reason']}", highlight=False)
-        write_report(Session.open(self.session))
+        write_report(SessionFolder.open(self.session))
         console.print(f"metrics: {Path(self.session) / 'metrics.json'}")

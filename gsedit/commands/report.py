@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gsedit.atomic import atomic_path
 from gsedit.edit.refine import REFINED_DIR
-from gsedit.edit.session import Session, TurnRecord, turn_dirname
+from gsedit.edit.session import SessionFolder, TurnRecord, turn_dirname
 from gsedit.errors import InputFileError
 from gsedit.scene.base import Scene
 
@@ -56,7 +56,7 @@ def _img(rel: str, alt: str) -> str:
     return f'<img src="{_esc(rel)}" alt="{_esc(alt)}">'
 
 
-def _video(session: Session, rel: str, caption: str) -> str:
+def _video(session: SessionFolder, rel: str, caption: str) -> str:
     """A looping video figure, or "" when the file does not exist."""
     if not (session.folder / rel).is_file():
         return ""
@@ -67,7 +67,7 @@ def _video(session: Session, rel: str, caption: str) -> str:
 
 
 # -- data -------------------------------------------------------------------------------------
-def read_metrics(session: Session) -> dict | None:
+def read_metrics(session: SessionFolder) -> dict | None:
     """DIR/metrics.json ({"turns": [{"turn": k, name: value}], "unavailable": [...],
     "editor_is_stand_in": bool}) or None when it does not exist."""
     path = session.folder / METRICS_FILE
@@ -84,7 +84,7 @@ def read_metrics(session: Session) -> dict | None:
     return data
 
 
-def shown_views(session: Session, max_views: int) -> list[str]:
+def shown_views(session: SessionFolder, max_views: int) -> list[str]:
     """File names of at most `max_views` training views, spread evenly over all of them."""
     renders = sorted(p.name for p in (session.turn_dir(0) / "renders").glob("*.png"))
     step = max(1, -(-len(renders) // max_views))
@@ -92,7 +92,7 @@ def shown_views(session: Session, max_views: int) -> list[str]:
 
 
 # -- sections ---------------------------------------------------------------------------------
-def _header(session: Session, stand_in: bool) -> str:
+def _header(session: SessionFolder, stand_in: bool) -> str:
     data, plugins = session.data, session.data.get("plugins", {})
     settings = data.get("settings", {})
     rows = [
@@ -113,7 +113,7 @@ def _header(session: Session, stand_in: bool) -> str:
     )
 
 
-def _turns_table(session: Session) -> str:
+def _turns_table(session: SessionFolder) -> str:
     head = (
         "<tr><th>turn</th><th>instruction</th><th>target</th><th>keep</th><th>status</th>"
         "<th>seconds</th><th>edits</th><th>loss</th><th>peak RSS MB</th><th>peak CUDA MB</th>"
@@ -138,7 +138,7 @@ def _turns_table(session: Session) -> str:
     return f"<h2>Turns</h2><table id='turns'>{head}{''.join(rows)}</table>"
 
 
-def _scene_link(session: Session, index: int, scene_file: str) -> str:
+def _scene_link(session: SessionFolder, index: int, scene_file: str) -> str:
     if not session.is_finished(index):
         return ""
     rel = f"{turn_dirname(index)}/{scene_file}"
@@ -205,7 +205,7 @@ def _grid(rows: list[tuple[str, list[str]]], alt: str) -> str:
     return "\n".join(cells)
 
 
-def _turn_section(session: Session, record: TurnRecord, views: list[str]) -> str:
+def _turn_section(session: SessionFolder, record: TurnRecord, views: list[str]) -> str:
     before, after = turn_dirname(record.index - 1), turn_dirname(record.index)
     rows = [("before", [f"{before}/renders/{v}" for v in views])]
     if (session.turn_dir(record.index) / "masks").is_dir():
@@ -225,7 +225,7 @@ def _turn_section(session: Session, record: TurnRecord, views: list[str]) -> str
     )
 
 
-def _refined_section(session: Session, views: list[str]) -> str:
+def _refined_section(session: SessionFolder, views: list[str]) -> str:
     folder = session.folder / REFINED_DIR
     scene = folder / session.data["scene_file"]
     if not scene.is_file():
@@ -241,7 +241,7 @@ def _refined_section(session: Session, views: list[str]) -> str:
     )
 
 
-def write_report(session: Session, max_views: int = 6) -> Path:
+def write_report(session: SessionFolder, max_views: int = 6) -> Path:
     """Writes DIR/report.html (images by relative path, so the folder can be moved or zipped)."""
     metrics = read_metrics(session)
     stand_in = session.data.get("plugins", {}).get("editor") == "synthetic" or bool(
@@ -275,7 +275,7 @@ def write_report(session: Session, max_views: int = 6) -> Path:
 
 
 def write_turn_videos(
-    session: Session,
+    session: SessionFolder,
     index: int,
     load_scene: Callable[[Path], Scene],
     frames: int = 48,
@@ -309,7 +309,7 @@ def write_turn_videos(
     return written
 
 
-def _session_up(session: Session, scene: Scene):
+def _session_up(session: SessionFolder, scene: Scene):
     """[3] up axis from the session's cameras (+z when they cannot be read any more)."""
     from gsedit.viewer.camera import up_direction
     from gsedit.viewer.content import training_cameras

@@ -8,10 +8,10 @@ from pathlib import Path
 from gsedit.commands.progress import JsonLog, TurnReporter, console, progress_display
 from gsedit.edit.engine import Engine, write_input_turn
 from gsedit.edit.lock import FolderLock, deferred_lock
-from gsedit.edit.masks import Turn
+from gsedit.edit.session import Turn
 from gsedit.edit.session import (
     SESSION_FILE,
-    Session,
+    SessionFolder,
     check_instruction,
     continue_plan,
     session_cameras,
@@ -93,19 +93,19 @@ def build_adss(settings: dict, device):
     return ADSS.from_pretrained(config_from_dict(ADSSConfig, settings), device)
 
 
-def needs_adss(session: Session) -> bool:
+def needs_adss(session: SessionFolder) -> bool:
     return session.settings.segmenter == "adss" or (
         any(r.keep for r in session.pending()) and not _labelled_input(session)
     )
 
 
-def _labelled_input(session: Session) -> bool:
+def _labelled_input(session: SessionFolder) -> bool:
     from gsedit.scene.files import scene_label_names
 
     return bool(scene_label_names(session.scene_path(0)))
 
 
-def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = None) -> Session:
+def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = None) -> SessionFolder:
     """Opens (--resume) or creates the session folder, takes its `lock`, and appends the new turns.
 
     Args:
@@ -118,7 +118,7 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     out = Path(args.out)
     if args.resume and ((out / SESSION_FILE).is_file() or args.scene is None):
         lock.acquire()
-        return _resume(args, Session.open(out), turns, exact)
+        return _resume(args, SessionFolder.open(out), turns, exact)
     if args.scene is None:
         raise GseditError("gsedit edit needs a scene and --cameras (or --resume with --out DIR).")
     if not turns:
@@ -139,10 +139,10 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     export_formats(args.export, scene_backend(args.scene))
     lock.acquire()
     if args.resume and (out / SESSION_FILE).is_file():  # another run created it meanwhile
-        return _resume(args, Session.open(out), turns, exact)
+        return _resume(args, SessionFolder.open(out), turns, exact)
     spec = absolute_cameras_spec(chosen.spec) if chosen.spec else mapped_cameras_file(chosen.cameras, out)
     cameras = training_cameras(spec, scene, args.settings.max_side)
-    session = Session.create(
+    session = SessionFolder.create(
         out,
         scene_file=scene.filename,
         input_path=str(Path(args.scene).resolve()),
@@ -160,7 +160,7 @@ def start_or_resume(args, device, lock: FolderLock, turns: list[Turn] | None = N
     return session
 
 
-def _resume(args, session: Session, turns: list[Turn], exact: bool) -> Session:
+def _resume(args, session: SessionFolder, turns: list[Turn], exact: bool) -> SessionFolder:
     """The opened `session` with the turns it lacks appended (all of `turns` when `exact`)."""
     if args.scene is not None and str(Path(args.scene).resolve()) != session.data["input"]:
         raise GseditError(
@@ -204,7 +204,7 @@ def export_formats(text: str, backend: str) -> list[str]:
     return formats
 
 
-def export_turns(session: Session, indices, formats: list[str], load_scene) -> None:
+def export_turns(session: SessionFolder, indices, formats: list[str], load_scene) -> None:
     """Writes turn_k/scene.FORMAT beside turn_k/scene.ply for each finished turn k in `indices`."""
     for index in indices:
         missing = [session.turn_dir(index) / f"scene.{fmt}" for fmt in formats]
@@ -215,7 +215,7 @@ def export_turns(session: Session, indices, formats: list[str], load_scene) -> N
                 scene.save_as(path)
 
 
-def run_edit_command(args, turns: list[Turn] | None = None) -> Session:
+def run_edit_command(args, turns: list[Turn] | None = None) -> SessionFolder:
     """Runs `gsedit edit` (args: the Edit command); `turns` replaces --turn/--target/--keep."""
     from gsedit.commands.options import resolve_device
 
@@ -248,7 +248,7 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
     return session, live
 
 
-def _run_pending_turns(args, session: Session, device, load_scene, formats: list[str]):
+def _run_pending_turns(args, session: SessionFolder, device, load_scene, formats: list[str]):
     """Runs the session's pending turns with its editor; the live viewer if --view, else None."""
     plugins = session.data["plugins"]
     engine = Engine(
@@ -274,7 +274,7 @@ def _run_pending_turns(args, session: Session, device, load_scene, formats: list
     return live
 
 
-def _after_turn(session: Session, record, load_scene, turntable: bool, formats: list[str] = ()) -> None:
+def _after_turn(session: SessionFolder, record, load_scene, turntable: bool, formats: list[str] = ()) -> None:
     """After every finished turn: its other splat formats and videos (if asked for), a fresh report."""
     if record is not None:
         export_turns(session, [record.index], formats, load_scene)
@@ -285,7 +285,7 @@ def _after_turn(session: Session, record, load_scene, turntable: bool, formats: 
     _write_report(session)
 
 
-def _write_report(session: Session) -> None:
+def _write_report(session: SessionFolder) -> None:
     from gsedit.commands.report import write_report
 
     path = write_report(session)
@@ -302,6 +302,6 @@ def run_refine_command(folder: Path, config, face_segmenter: str, adss_config, d
         refined = run_refine(folder, config, device, lambda p: load_scene_file(p, device), segmenter,
                              on_step=on_step)
     console.print(f"refined scene: {refined}")
-    _write_report(Session.open(folder))
+    _write_report(SessionFolder.open(folder))
     return refined
 

@@ -15,7 +15,7 @@ class Undo:
     session: Positional[Path]
 
     def run(self) -> None:
-        from gsedit.edit.session import Session
+        from gsedit.edit.session import SessionFolder
 
-        index = Session.open(self.session).undo()
+        index = SessionFolder.open(self.session).undo()
         print(f"dropped turn {index} of {self.session}")

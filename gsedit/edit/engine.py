@@ -16,7 +16,7 @@ from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
-from gsedit.edit.session import Session, TurnRecord
+from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.render.images import save_images
@@ -97,10 +97,10 @@ class Engine:
     editor: ImageEditor
     segmenter: ImageSegmenter | None = None
     reporter: Reporter | None = None
-    after_turn: Callable[[Session, TurnRecord], None] | None = None
+    after_turn: Callable[[SessionFolder, TurnRecord], None] | None = None
     """Called once a turn's folder is complete (report, turntable videos)."""
 
-    def run(self, session: Session) -> list[TurnRecord]:
+    def run(self, session: SessionFolder) -> list[TurnRecord]:
         """Runs every pending turn; returns the records of the turns it finished.
 
         Raises:
@@ -109,7 +109,7 @@ class Engine:
         with FolderLock(session.folder):
             return self._run_pending(session)
 
-    def _run_pending(self, session: Session) -> list[TurnRecord]:
+    def _run_pending(self, session: SessionFolder) -> list[TurnRecord]:
         pending = session.pending()
         if not pending:
             return []
@@ -178,7 +178,7 @@ def write_turn(folder: Path, scene: Scene, result: TurnResult, cameras: Cameras)
     save_images(folder / "masks", result.masks)
 
 
-def write_input_turn(session: Session, scene: Scene, cameras: Cameras, source: Path) -> None:
+def write_input_turn(session: SessionFolder, scene: Scene, cameras: Cameras, source: Path) -> None:
     """turn_00: the input scene file as given (bit-exact) with its sidecars, or, for a trainer's
     folder or another splat format, the scene as read, in gsedit's format; and its renders."""
     import shutil

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.edit.config import EditConfig
+from gsedit.edit.session import Turn
 from gsedit.errors import GseditError
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
 
 RELEVANCE_CHANNEL = "relevance"
 MASK_CHANNEL = "mask"
-
-
-@dataclass
-class Turn:
-    """One instruction of a session, with the optional segmentation queries that go with it."""
-
-    instruction: str
-    target: str | None = None
-    """What to edit, for segmenters that take a query (default: the object named in the instruction)."""
-    keep: str | None = None
-    """What must stay unchanged (Edit3D's inverse masks for additive edits like 'give him a hat')."""
 
 
 def find_label(names: dict[int, str], text: str, what: str) -> int:

@@ -31,7 +31,7 @@ from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.engine import MemoryMeter, save_images
 from gsedit.edit.lock import FolderLock
-from gsedit.edit.session import Session, session_cameras
+from gsedit.edit.session import SessionFolder, session_cameras
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.base import ImageSegmenter
 from gsedit.models.enhance import EnhanceConfig, ImageEnhancer
@@ -284,13 +284,13 @@ def run_refine(
         GseditError: no finished turn, bad settings, or face masks without a face model.
     """
     config.validate()
-    Session.open(session_folder)  # "no session here" before the lock would create the folder
+    SessionFolder.open(session_folder)  # "no session here" before the lock would create the folder
     with FolderLock(session_folder):  # also removes what a killed refine left
-        return _refine_locked(Session.open(session_folder), config, device, load_scene, segmenter,
+        return _refine_locked(SessionFolder.open(session_folder), config, device, load_scene, segmenter,
                               enhancer, cameras_for, on_step)
 
 
-def _refine_locked(session: Session, config, device, load_scene, segmenter, enhancer, cameras_for, on_step
+def _refine_locked(session: SessionFolder, config, device, load_scene, segmenter, enhancer, cameras_for, on_step
                    ) -> Path:
     last = session.last_finished()
     if last == 0:

@@ -20,7 +20,6 @@ from typing import Any
 from gsedit.atomic import write_json
 from gsedit.edit.config import EditConfig
 from gsedit.edit.lock import FolderLock
-from gsedit.edit.masks import Turn
 from gsedit.errors import GseditError, InputFileError
 
 SESSION_FILE = "session.json"
@@ -45,6 +44,17 @@ def package_versions() -> dict[str, str]:
 
 
 @dataclass
+class Turn:
+    """One instruction of a session, with the optional segmentation queries that go with it."""
+
+    instruction: str
+    target: str | None = None
+    """What to edit, for segmenters that take a query (default: the object named in the instruction)."""
+    keep: str | None = None
+    """What must stay unchanged (Edit3D's inverse masks for additive edits like 'give him a hat')."""
+
+
+@dataclass
 class TurnRecord:
     """One turn as session.json stores it."""
 
@@ -65,7 +75,7 @@ class TurnRecord:
         return Turn(self.instruction, self.target, self.keep)
 
 
-class Session:
+class SessionFolder:
     """A session folder and its session.json."""
 
     def __init__(self, folder: Path, data: dict[str, Any]):
@@ -75,7 +85,7 @@ class Session:
     # -- creation and loading ---------------------------------------------------------------
     @classmethod
     def create(cls, folder: Path, *, scene_file: str, input_path: str, cameras: str, method: str,
-               settings: EditConfig, plugins: dict[str, Any]) -> "Session":
+               settings: EditConfig, plugins: dict[str, Any]) -> "SessionFolder":
         folder = Path(folder)
         if (folder / SESSION_FILE).exists():
             raise GseditError(
@@ -102,7 +112,7 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, folder: Path) -> "Session":
+    def open(cls, folder: Path) -> "SessionFolder":
         path = Path(folder) / SESSION_FILE
         if not path.is_file():
             raise InputFileError(path, "no session here: start one with `gsedit edit SCENE --cameras CAMS --turn ... --out DIR`.")
@@ -181,7 +191,7 @@ class Session:
     def undo(self) -> int:
         """Drops the last finished turn (folder and record); returns its index."""
         with FolderLock(self.folder):
-            self.data = Session.open(self.folder).data  # as the last writer left it
+            self.data = SessionFolder.open(self.folder).data  # as the last writer left it
             return self._undo_locked()
 
     def _undo_locked(self) -> int:
@@ -261,7 +271,7 @@ def _describe(turn: Turn) -> str:
     return f"({turn.instruction!r}{extra})"
 
 
-def session_cameras(session: Session, scene):
+def session_cameras(session: SessionFolder, scene):
     """The session's cameras at its training resolution, on the scene's device."""
     return training_cameras(session.data["cameras"], scene, session.settings.max_side)
 

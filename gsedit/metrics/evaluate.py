@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.atomic import write_json
-from gsedit.edit.session import Session, TurnRecord
+from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError, InputFileError
 from gsedit.metrics.image import LpipsNet, edit_psnr, lpips, psnr, ssim
 from gsedit.metrics.masks import miou
@@ -155,7 +155,7 @@ def captions_for(records: list[TurnRecord], config: EvalConfig) -> list[str]:
     return data[:count]
 
 
-def is_stand_in(session: Session) -> bool:
+def is_stand_in(session: SessionFolder) -> bool:
     """True when the session's editor is an offline stand-in (its numbers are not edit quality)."""
     from gsedit.models.synthetic import SyntheticEditor
 
@@ -269,7 +269,7 @@ def _row(
     return row
 
 
-def _miou(tools: _Tools, session: Session, record: TurnRecord, masks: Tensor) -> float | None:
+def _miou(tools: _Tools, session: SessionFolder, record: TurnRecord, masks: Tensor) -> float | None:
     """mIoU of a turn's masks, or None with the reason added to `tools.unavailable`."""
 
     def unavailable(reason: str) -> None:
@@ -300,7 +300,7 @@ def _costs(entry: dict) -> dict:
 
 def _turn_rows(
     tools: _Tools,
-    session: Session,
+    session: SessionFolder,
     records: list[TurnRecord],
     captions: list[str],
     config: EvalConfig,
@@ -332,7 +332,7 @@ def _turn_rows(
     return rows, last
 
 
-def _refined_row(tools: _Tools, session: Session, last: dict, captions: list[str]) -> dict | None:
+def _refined_row(tools: _Tools, session: SessionFolder, last: dict, captions: list[str]) -> dict | None:
     """The refined row (see the module docstring); `last` holds the last turn's inputs."""
     folder = session.folder / REFINED
     entry = session.data.get("refine")
@@ -423,7 +423,7 @@ def evaluate_session(
     Returns:
         the content of metrics.json (see the module docstring).
     """
-    session = Session.open(session_folder)
+    session = SessionFolder.open(session_folder)
     last = session.last_finished()
     if last == 0:
         raise GseditError(

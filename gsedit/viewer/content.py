@@ -89,9 +89,9 @@ class ViewerContent:
 
     @classmethod
     def from_session(cls, folder: Path, device: torch.device | str = "cpu") -> ViewerContent:
-        from gsedit.edit.session import Session
+        from gsedit.edit.session import SessionFolder
 
-        session = Session.open(folder)
+        session = SessionFolder.open(folder)
         states = [SceneState("turn 0: input", session.scene_path(0), None, session.turn_dir(0))]
         for index in range(1, session.last_finished() + 1):
             record = session.records[index - 1]

@@ -13,7 +13,8 @@ from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import calibrate_stand_in
 from gsedit.edit.fusion import feather, fuse, gaussian_blur
 from gsedit.edit.loop import _edit_order, run_turn
-from gsedit.edit.masks import Turn, find_label
+from gsedit.edit.masks import find_label
+from gsedit.edit.session import Turn
 from gsedit.errors import GseditError
 from gsedit.models.base import EditOutput, ImageEditor
 from gsedit.models.synthetic import SyntheticEditor, SyntheticEditorConfig

@@ -46,8 +46,8 @@ def gaussian_session(tmp_path_factory) -> Path:
     from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
     from gsedit.edit.config import EditConfig
     from gsedit.edit.engine import Engine, write_input_turn
-    from gsedit.edit.masks import Turn
-    from gsedit.edit.session import Session, session_cameras
+    from gsedit.edit.session import Turn
+    from gsedit.edit.session import SessionFolder, session_cameras
     from gsedit.models.synthetic import SyntheticEditor
     from gsedit.scene.files import load_scene_file
 
@@ -58,7 +58,7 @@ def gaussian_session(tmp_path_factory) -> Path:
         n_cameras=4,
         size=SIZE,
     )
-    session = Session.create(
+    session = SessionFolder.create(
         root / "s",
         scene_file="scene.ply",
         input_path=str(root / "in" / "scene.ply"),
@@ -145,10 +145,10 @@ def test_refine_fine_tunes_the_last_turn_on_super_resolved_views(
     ] == str(esrgan)
 
     # the same targets, built independently from the last turn's scene
-    from gsedit.edit.session import Session, session_cameras
+    from gsedit.edit.session import SessionFolder, session_cameras
 
     turn = _load_ply(folder / "turn_01" / "scene.ply")
-    cams = session_cameras(Session.open(folder), turn)
+    cams = session_cameras(SessionFolder.open(folder), turn)
     before = turn.render(cams).rgb
     targets = ImageEnhancer.from_config(config.enhance).enhance(before)
     refined = _load_ply(out / "scene.ply")
@@ -358,10 +358,10 @@ def test_a_random_gfpgan_restores_the_faces_of_a_real_session(gaussian_session, 
     record = json.loads((folder / "session.json").read_text())["refine"]
     assert record["face_masks"] == f"folder:{faces}"
     # the restored face changed the targets: they are not Real-ESRGAN's alone
-    from gsedit.edit.session import Session, session_cameras
+    from gsedit.edit.session import SessionFolder, session_cameras
 
     turn = _load_ply(folder / "turn_01" / "scene.ply")
-    before = turn.render(session_cameras(Session.open(folder), turn)).rgb
+    before = turn.render(session_cameras(SessionFolder.open(folder), turn)).rgb
     sr_only = ImageEnhancer.from_config(EnhanceConfig(realesrgan_weights=esrgan)).enhance(before)
     assert record["sharpness"]["targets"] != pytest.approx(
         float(laplacian_variance(sr_only).mean()), rel=1e-3

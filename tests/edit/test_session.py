@@ -10,8 +10,8 @@ import torch
 
 from gsedit.edit.config import EditConfig
 from gsedit.edit.engine import Engine, write_input_turn
-from gsedit.edit.masks import Turn
-from gsedit.edit.session import Session
+from gsedit.edit.session import Turn
+from gsedit.edit.session import SessionFolder
 from gsedit.errors import GseditError
 from gsedit.models.synthetic import SyntheticEditor
 from tests.edit.fake_scene import FakeScene, fake_cameras
@@ -34,12 +34,12 @@ class InterruptingEditor(SyntheticEditor):
         return super().edit(*args, **kwargs)
 
 
-def new_session(folder: Path, turns=TURNS, iters: int = 12) -> Session:
+def new_session(folder: Path, turns=TURNS, iters: int = 12) -> SessionFolder:
     source = folder.parent / f"{folder.name}_input.pt"
     if not source.exists():
         two_object_scene().save(folder.parent).rename(source)
     settings = EditConfig(iters=iters, edit_every=3, segmenter="labels", seed=7)
-    session = Session.create(folder, scene_file="scene.pt", input_path=str(source), cameras="fake",
+    session = SessionFolder.create(folder, scene_file="scene.pt", input_path=str(source), cameras="fake",
                              method="edit3d", settings=settings, plugins={"editor": "synthetic"})
     session.add_turns(list(turns))
     scene = FakeScene.load(source)
@@ -82,7 +82,7 @@ def test_interrupt_keeps_finished_turns_and_resume_gives_the_same_files(tmp_path
     statuses = [t["status"] for t in json.loads((folder / "session.json").read_text())["turns"]]
     assert statuses == ["done", "interrupted"]
 
-    resumed = Session.open(folder)
+    resumed = SessionFolder.open(folder)
     assert [r.index for r in resumed.pending()] == [2]
     engine().run(resumed)
     for k in (1, 2):
@@ -104,7 +104,7 @@ def test_a_killed_run_leaves_a_temporary_that_the_next_writer_removes(tmp_path):
     stale = tmp_path / "s" / ".turn_03.abc.tmp"
     stale.mkdir()
     (stale / "scene.pt").write_bytes(b"half")
-    reopened = Session.open(tmp_path / "s")
+    reopened = SessionFolder.open(tmp_path / "s")
     assert stale.exists()  # a reader (eval, view) cannot tell it from one being written
     assert [r.index for r in reopened.pending()] == [3]
     engine().run(reopened)  # the writer holds the lock: no one else is writing, so it is stale
@@ -116,8 +116,8 @@ def test_undo_drops_the_last_turn_and_a_new_turn_continues_from_the_one_before(t
     session = new_session(tmp_path / "s")
     engine().run(session)
     turn1 = FakeScene.load(tmp_path / "s" / "turn_01" / "scene.pt").images
-    assert Session.open(tmp_path / "s").undo() == 2
-    session = Session.open(tmp_path / "s")
+    assert SessionFolder.open(tmp_path / "s").undo() == 2
+    session = SessionFolder.open(tmp_path / "s")
     assert not (tmp_path / "s" / "turn_02").exists()
     assert session.last_finished() == 1 and len(session.records) == 1
     assert session.data["undone"][0]["instruction"] == "make the cube yellow"
@@ -129,18 +129,18 @@ def test_undo_drops_the_last_turn_and_a_new_turn_continues_from_the_one_before(t
     eng.run(session)
     assert "turn_01" in seen  # the new turn started from turn 1's scene
     assert torch.equal(FakeScene.load(tmp_path / "s" / "turn_01" / "scene.pt").images, turn1)
-    assert Session.open(tmp_path / "s").undo() == 2
-    assert Session.open(tmp_path / "s").undo() == 1
+    assert SessionFolder.open(tmp_path / "s").undo() == 2
+    assert SessionFolder.open(tmp_path / "s").undo() == 1
     with pytest.raises(GseditError, match="no finished turn"):
-        Session.open(tmp_path / "s").undo()
+        SessionFolder.open(tmp_path / "s").undo()
 
 
 def test_session_errors_name_the_file(tmp_path):
     with pytest.raises(GseditError, match="no session here"):
-        Session.open(tmp_path)
+        SessionFolder.open(tmp_path)
     (tmp_path / "session.json").write_text("{not json")
     with pytest.raises(GseditError, match="not valid JSON"):
-        Session.open(tmp_path)
+        SessionFolder.open(tmp_path)
     session = new_session(tmp_path / "s")
     with pytest.raises(GseditError, match="already holds a session"):
         new_session(tmp_path / "s")

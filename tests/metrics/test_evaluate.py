@@ -16,8 +16,8 @@ from rich.console import Console
 
 from gsedit.edit.config import EditConfig
 from gsedit.edit.engine import Engine, write_input_turn
-from gsedit.edit.masks import Turn
-from gsedit.edit.session import Session
+from gsedit.edit.session import Turn
+from gsedit.edit.session import SessionFolder
 from gsedit.errors import InputFileError
 from gsedit.metrics.evaluate import CLIP_COLUMNS, EvalConfig, evaluate_session, format_table
 from gsedit.metrics.image import load_lpips, lpips, ssim
@@ -44,7 +44,7 @@ def session_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eval")
     source = two_object_scene(size=SIZE).save(root)
     settings = EditConfig(iters=12, edit_every=3, segmenter="labels", seed=7)
-    session = Session.create(
+    session = SessionFolder.create(
         root / "s",
         scene_file="scene.pt",
         input_path=str(source),
@@ -225,7 +225,7 @@ def test_refined_row_scores_the_refined_renders_in_place_of_the_last_turn(sessio
         record["sharpness"]["after"],
     )
 
-    Session.open(folder).undo()  # refined/ now belongs to a turn that is gone
+    SessionFolder.open(folder).undo()  # refined/ now belongs to a turn that is gone
     metrics = _evaluate(folder, clip_model=str(tmp_path / "no_clip"))
     assert metrics["refined"] is None and [r["turn"] for r in metrics["turns"]] == [1]
     stale = [u for u in metrics["unavailable"] if u["metric"] == "refined"]

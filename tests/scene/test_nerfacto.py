@@ -23,7 +23,7 @@ from gsedit.cameras.orbit import orbit_cameras
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.edit.config import EditConfig
 from gsedit.edit.engine import Engine, write_input_turn
-from gsedit.edit.masks import Turn
+from gsedit.edit.session import Turn
 from gsedit.edit.session import Session
 from gsedit.errors import GseditError, InputFileError
 from gsedit.models.synthetic import SyntheticEditor
