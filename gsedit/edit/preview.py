@@ -17,7 +17,8 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.edit.config import EditConfig
 from gsedit.edit.fusion import feather, fuse
-from gsedit.edit.masks import Turn, turn_masks
+from gsedit.edit.masks import turn_masks
+from gsedit.edit.session import Turn
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
 
