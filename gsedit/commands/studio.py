@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from gsedit.commands.edit import EditRun
 from gsedit.errors import GseditError
@@ -39,7 +40,6 @@ class Studio(EditRun):
     """Longer side of server-rendered frames (nerfacto, overlays) once the camera stops."""
 
     def run(self) -> None:
-        from gsedit.commands.sessions import open_for_studio
         from gsedit.studio.app import Studio as StudioApp
         from gsedit.studio.app import StudioConfig
 
@@ -50,7 +50,7 @@ class Studio(EditRun):
             raise GseditError(f"--host {self.host} is not a loopback address: the studio runs edits and writes "
                               "files for whoever reaches it. Pass --allow-remote to listen there anyway, or keep "
                               "127.0.0.1 and use an SSH tunnel.")
-        session = open_for_studio(self)
+        session = open_session(self)
         try:
             if not is_loopback(self.host):
                 print(REMOTE_WARNING.format(host=self.host, port=self.port, folder=session.folder))
@@ -59,3 +59,21 @@ class Studio(EditRun):
             app.serve_forever()
         finally:
             session.close()
+
+
+def open_session(args: Studio):
+    """The gsedit.Session the studio edits: SCENE when it is a session folder, else a new session of
+    SCENE in --out (or the one already in --out when no SCENE is given); it holds the lock."""
+    from gsedit.commands.options import resolve_device
+    from gsedit.commands.sessions import edit_options
+    from gsedit.edit.api import Session
+    from gsedit.edit.session import SESSION_FILE
+
+    device = resolve_device(args.device)
+    if args.scene is not None and (Path(args.scene) / SESSION_FILE).is_file():
+        return Session.open(args.scene, device=device, export=args.export)
+    if args.scene is None:
+        if not (Path(args.out) / SESSION_FILE).is_file():
+            raise GseditError(f"gsedit studio needs a scene (with --cameras) or a session folder; {args.out} holds no session.")
+        return Session.open(args.out, device=device, export=args.export)
+    return Session.start(args.out, edit_options(args), [], resume=False, device=device, need_turns=False)

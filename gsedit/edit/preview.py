@@ -69,3 +69,18 @@ def preview_view(
         sigma = config.feather * min(camera.width, camera.height)
         edited = fuse(edited, prerender, feather(masks, sigma))
     return Preview(prerender[0], edited[0].clamp(0, 1), masks[0].clamp(0, 1), time.perf_counter() - start)
+
+
+def preview_next_turn(session, instruction: str, camera: Cameras, target: str | None = None,
+                      keep: str | None = None) -> Preview:
+    """`preview_view` of an open `gsedit.Session`'s next turn: its last scene, settings, editor and
+    segmenter (loaded once, as its turns load them), its input for in2n's conditions."""
+    from gsedit.edit.engine import calibrate_stand_in
+    from gsedit.edit.session import check_instruction
+
+    check_instruction(instruction, "The instruction")
+    engine = session._engine(None)  # the session's own plug-ins, built on first use
+    scene, original = session.scene(), session.scene(0)
+    calibrate_stand_in(engine.editor, [original, scene], session.cameras)
+    return preview_view(scene, camera.to(scene.device), Turn(instruction, target, keep), session.record.settings,
+                        engine.editor, engine.segmenter, original)

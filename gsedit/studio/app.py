@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from gsedit.atomic import write_json
+from gsedit.edit.delete import delete_selection
+from gsedit.edit.preview import preview_next_turn
 from gsedit.errors import GseditError
 from gsedit.render.images import to_uint8
 from gsedit.studio.panels import EditPanel, ExportPanel, HistoryPanel, SelectionPanel
@@ -160,7 +162,7 @@ class Studio:
         camera = self._client_camera(client, max(self.session.cameras.width, self.session.cameras.height))
         self.edit.say("previewing ...")
         try:
-            result = self.session.preview(instruction, camera, **self._regions())
+            result = preview_next_turn(self.session, instruction, camera)
         except GseditError as exc:
             self.edit.say(f"**error:** {exc}")
             return
@@ -194,7 +196,7 @@ class Studio:
 
         try:
             info = self.session.run_turn(instruction, on_progress=progress, cancel=self._cancel,
-                                         preview_every=self.config.preview_every, **self._regions())
+                                         preview_every=self.config.preview_every)
             self.edit.say(f"turn {info.index} done in {info.seconds:.1f} s: {info.scene_path}")
         except TurnCancelled:
             self.edit.say("cancelled: no turn written (finished turns kept)")
@@ -275,14 +277,8 @@ class Studio:
             self.edit.say("**error:** Delete selection: nothing is selected (click the scene to select).")
             return
         selected = self.selected
-        self._exclusive(lambda: self.edit.say(f"turn {self.session.delete(selected).index} deleted {int(selected.sum())} Gaussians"))
-
-    def _regions(self) -> dict:
-        """The selection as the next turn's target or keep region, as the page says to use it."""
-        use = self.selection.use.value
-        if use == "not used" or self.selected is None or not bool(self.selected.any()):
-            return {}
-        return {"target_selection" if use == "target" else "keep_selection": self.selected}
+        self._exclusive(lambda: self.edit.say(
+            f"turn {delete_selection(self.session, selected).index}: {int(selected.sum())} Gaussians deleted"))
 
     # -- named selections (kept in the session folder, so they survive the page) ---------------
     def _named(self) -> dict:
@@ -317,17 +313,33 @@ class Studio:
 
     # -- export -------------------------------------------------------------------------------
     def export(self, turntable: bool) -> None:
+        """Shows the files of the shown turn: its scene (always written), the session's --export
+        formats, and (on demand) a turntable video of it, written now."""
         index = self.history.index
-        try:
-            paths = self.session.export(index, turntable=turntable)
-        except GseditError as exc:
-            self.edit.say(f"**error:** {exc}")
-            return
-        self.exports.where.content = "  \n".join(f"`{p}`" for p in paths)
+        folder = self.session.folder / f"turn_{index:02d}"
+        if turntable:
+            self.edit.say("writing the turntable video ...")
+            try:
+                self._write_turntable(index, folder / "renders" / "turntable.mp4")
+            except GseditError as exc:
+                self.edit.say(f"**error:** {exc}")
+                return
+            self.edit.say("turntable written")
+        files = sorted(p for p in folder.glob("scene.*") if not p.name.endswith(".labels.json"))
+        files += sorted((folder / "renders").glob("*.mp4"))
+        self.exports.where.content = "  \n".join(f"`{p}`" for p in files)
+
+    def _write_turntable(self, index: int, path) -> None:
+        from gsedit.cameras import OrbitConfig
+        from gsedit.render.video import write_turntable
+        from gsedit.viewer.camera import up_direction
+
+        first = self.session.scene(0)
+        orbit = OrbitConfig(up=tuple(float(v) for v in up_direction(self.session.cameras)))
+        write_turntable(self.session.scene(index), first.bounds(), path, orbit=orbit)
 
 
 def _up(session) -> np.ndarray:
     from gsedit.viewer.camera import up_direction
 
     return up_direction(session.cameras)
-

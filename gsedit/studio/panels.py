@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from gsedit.studio.app import Studio
 
 OVERLAY_CHOICES = ("none", "mask", "relevance")
-SELECTION_USES = ("not used", "target", "keep")
 
 
 class EditPanel:
@@ -82,8 +81,6 @@ class SelectionPanel:
         self.studio = studio
         self.negative = gui.add_checkbox("Negative clicks", False, hint="clicks remove from the selection (or hold Shift)")
         self.summary = gui.add_markdown("nothing selected: click the scene")
-        self.use = gui.add_dropdown("Selection is", SELECTION_USES, initial_value="not used",
-                                    hint="the next turn's target (edit only there) or keep region (never touched)")
         self.clear = gui.add_button("Clear selection")
         self.delete = gui.add_button("Delete selection", hint="a turn that removes the selected Gaussians")
         self.name = gui.add_text("Selection name", initial_value="")
