@@ -22,6 +22,7 @@ from gsedit.render.images import to_uint8
 from gsedit.studio.panels import EditPanel, ExportPanel, HistoryPanel, SelectionPanel
 from gsedit.studio.view import SceneView
 from gsedit.viewer.camera import ViewPose, pose_to_cameras
+from gsedit.viewer.server import place_initial_camera
 
 SELECTIONS_FILE = "selections.json"
 
@@ -65,6 +66,7 @@ class Studio:
         self.view = SceneView(self.server, self.device, self.config.max_side, self.config.moving_side,
                               on_error=self.edit.say)
         self.server.scene.set_up_direction(tuple(float(v) for v in _up(session)))
+        place_initial_camera(self.server, session.scene(0), session.cameras)
         self.server.on_client_connect(self._connected)
         self.server.on_client_disconnect(lambda client: self.view.frames.forget(client.client_id))
         self.server.scene.on_click()(self._clicked)
