@@ -36,7 +36,7 @@ class Studio(EditRun):
     """HTTP/websocket port of the page."""
     allow_remote: bool = False
     """Allow a non-loopback --host (anyone who can reach it can edit and write the session)."""
-    max_side: int = 256
+    frame_side: int = 256
     """Longer side of server-rendered frames (nerfacto, overlays) once the camera stops."""
 
     def run(self) -> None:
@@ -54,7 +54,7 @@ class Studio(EditRun):
         try:
             if not is_loopback(self.host):
                 print(REMOTE_WARNING.format(host=self.host, port=self.port, folder=session.folder))
-            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.max_side))
+            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.frame_side))
             print(f"studio at {app.url} (session {session.folder}; Ctrl-C to stop)")
             app.serve_forever()
         finally:
