@@ -219,7 +219,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 def test_edit_interrupted_while_writing_the_input_leaves_no_session(labelled, tmp_path, monkeypatch):
     """Ctrl-C before turn_00 is complete: no session.json that could never resume; a rerun starts."""
-    import gsedit.commands.sessions as run
+    import gsedit.edit.start as run
 
     scene, cams = labelled
     out = tmp_path / "session"

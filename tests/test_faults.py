@@ -126,7 +126,7 @@ def test_the_resume_rule():
 
 def test_the_same_command_line_plus_resume_adds_nothing_and_appends_only_new_turns(scene, reference, tmp_path,
                                                                                   capsys, monkeypatch):
-    from gsedit.commands import sessions
+    from gsedit.edit import api as sessions
 
     out = tmp_path / "D"
     shutil.copytree(reference, out)
@@ -178,7 +178,7 @@ def _interrupt_report(monkeypatch):
 
 
 def _interrupt_editor(monkeypatch, at: int):
-    from gsedit.commands import sessions
+    from gsedit.edit import api as sessions
 
     monkeypatch.setattr(sessions, "build_editor", lambda plugins, device: InterruptingEditor(at))
 
@@ -515,7 +515,7 @@ def test_an_output_folder_that_cannot_be_made(scene, reference, tmp_path, monkey
 
 def test_optimisation_going_nan_stops_the_turn_and_writes_no_nan_ply(scene, reference, tmp_path, monkeypatch,
                                                                      capsys):
-    from gsedit.commands import sessions
+    from gsedit.edit import api as sessions
     from gsedit.scene.ply import read_ply
 
     class NaNEditor(SyntheticEditor):

@@ -44,7 +44,7 @@ refit took 110-180 s instead of about 50. With `--threads 1` such a job costs a 
 machine, not a multiple: use it for figures on a shared CPU.
 
 Both backends run the preset as it is (only --iters changes). `--demo-overrides` adds `gsedit
-demo`'s settings for short CPU turns (gsedit.commands.demo.DEMO_OVERRIDES: learning rates x5, no
+demo`'s settings for short CPU turns (gsedit.data.demo.DEMO_OVERRIDES: learning rates x5, no
 densification, an edit every 5 steps); they are tuned for 3DGS, and learning rates x5 wreck a
 fitted nerfacto field within the first steps. With the synthetic editor (the default) the quality
 rows measure the loop's mechanics, NEVER edit quality.
@@ -67,7 +67,8 @@ from typing import Literal
 import tyro
 
 from gsedit.commands.compare import BACKENDS, Compare
-from gsedit.commands.demo import DEMO_OVERRIDES, TURNS
+from gsedit.data.demo import DEMO_OVERRIDES
+from gsedit.data.demo import DEMO_TURNS as TURNS
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import EvalConfig, format_value
 from gsedit.models.ip2p import IP2PConfig
@@ -98,7 +99,7 @@ class BenchConfig:
     iters: int = 60
     """Optimisation steps per turn."""
     demo_overrides: bool = False
-    """Apply `gsedit demo`'s short-turn settings (gsedit.commands.demo.DEMO_OVERRIDES) to the preset."""
+    """Apply `gsedit demo`'s short-turn settings (gsedit.data.demo.DEMO_OVERRIDES) to the preset."""
     refit_iters: int = 300
     """Steps of the refit in the other backend."""
     nerfacto_preset: Literal["auto", "tiny", "nerfacto"] = "auto"

@@ -20,7 +20,7 @@ Measured on renders of every view, inside the true object masks (rendered label 
 A colour error is the RGB distance between the mean rendered colour and the reference: the colour
 the stand-in paints when its faults are off (the instructed colour times the view's shading).
 
-Short CPU turns need the demo's settings (gsedit.commands.demo.DEMO_OVERRIDES) and, to stay short, edit a
+Short CPU turns need the demo's settings (gsedit.data.demo.DEMO_OVERRIDES) and, to stay short, edit a
 batch of views per editor call and raise the colour learning rate (--colour-lr), so that 100 steps
 move colours about as far as the demo's 200 do. About 2.5 minutes on 2 idle CPU cores.
 """
@@ -38,7 +38,7 @@ from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.cameras.formats import orbit_cameras
-from gsedit.commands.demo import DEMO_OVERRIDES
+from gsedit.data.demo import DEMO_OVERRIDES
 from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import calibrate_stand_in

@@ -22,7 +22,7 @@ Options are named as the `gsedit edit` flags, without dashes (`sam-checkpoint` a
 relative to the folder of JOBS.yaml; model ids are passed as written. On a cluster of several
 machines every path must be readable (and `out` writable) at the same place on every node.
 
-Each job is a session folder and runs as its `gsedit edit` command line with `--resume` (the rule
+Each job is a session folder, run through gsedit.Session as `gsedit edit --resume` would (the rule
 of `gsedit.edit.session.continue_plan`): a job whose session has finished all its turns is skipped,
 an interrupted one continues from its last finished turn, and turns added at the end of the job's
 list in JOBS.yaml are appended. A session keeps the settings it was created with.
@@ -32,25 +32,32 @@ A job that fails (bad input, missing model, a crash) is reported and the others 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 import traceback
 import typing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tyro.conf import Positional
 
+from gsedit.edit.options import (
+    Device,
+    OptionError,
+    SessionOptions,
+    build,
+    check_names,
+    convert,
+    fields_of,
+    kind,
+    session_options,
+)
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
 
-#: keys of a job that are not `gsedit edit` options
-JOB_KEYS = ("name", "scene", "cameras", "turns", "out")
+#: keys of a job that are not options of the session it creates
+JOB_KEYS = ("name", "turns", "out", "target", "keep", "device", "refine")
 #: job keys a `defaults:` mapping may not set: they must differ between jobs
 PER_JOB_KEYS = ("name", "out")
-#: `gsedit edit` options that are not part of a nested config
-EDIT_KEYS = ("method", "editor", "target", "keep", "device", "refine", "ip2p", "sr", "iteration",
-             "dataparser_transforms", "export", "frame_check")
 
 Status = Literal["done", "skipped", "failed"]
 
@@ -71,7 +78,7 @@ class BatchJob:
 
     index: int
     name: str
-    edit: Any  # gsedit.cli.Edit, with quiet=True (workers draw no progress bars)
+    edit: JobEdit
     threads: int = 1
 
 
@@ -97,10 +104,6 @@ class JobResult:
 # ----------------------------------------------------------------------------- JOBS.yaml
 
 
-class _Bad(Exception):
-    """A value of JOBS.yaml that does not fit; `load_jobs` adds the file and the job."""
-
-
 def load_jobs(path: Path) -> BatchPlan:
     """Reads and validates JOBS.yaml up front; every problem names the file and the job's index.
 
@@ -117,25 +120,25 @@ def load_jobs(path: Path) -> BatchPlan:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"not valid YAML ({exc}).") from None
     if not isinstance(data, dict):
-        raise InputFileError(path, f"expected a mapping with a `jobs:` list, found {_kind(data)}.")
-    unknown = sorted(set(data) - {"defaults", "jobs", *_fields(BatchResources)})
+        raise InputFileError(path, f"expected a mapping with a `jobs:` list, found {kind(data)}.")
+    unknown = sorted(set(data) - {"defaults", "jobs", *fields_of(BatchResources)})
     if unknown:
         raise InputFileError(
             path,
             f"unknown top-level keys {unknown}; known: defaults, jobs, "
-            f"{', '.join(_fields(BatchResources))}.",
+            f"{', '.join(fields_of(BatchResources))}.",
         )
     base = path.parent.resolve()  # relative paths are the YAML's; workers may run elsewhere
     try:
-        resources = _build(
-            BatchResources, {k: data[k] for k in _fields(BatchResources) if k in data}, base
+        resources = build(
+            BatchResources, {k: data[k] for k in fields_of(BatchResources) if k in data}, base
         )
         if resources.num_cpus <= 0 or resources.num_gpus < 0:
-            raise _Bad(
+            raise OptionError(
                 f"need num_cpus > 0 and num_gpus >= 0, got {resources.num_cpus}, "
                 f"{resources.num_gpus}"
             )
-    except _Bad as exc:
+    except OptionError as exc:
         raise InputFileError(path, str(exc)) from None
     defaults = _mapping(path, "defaults", data.get("defaults") or {})
     bad = [k for k in PER_JOB_KEYS if k in defaults]
@@ -144,7 +147,7 @@ def load_jobs(path: Path) -> BatchPlan:
     jobs = data.get("jobs")
     if not isinstance(jobs, list) or not jobs:
         raise InputFileError(
-            path, f"`jobs:` must be a non-empty list of jobs, found {_kind(jobs)}."
+            path, f"`jobs:` must be a non-empty list of jobs, found {kind(jobs)}."
         )
     plan = []
     for index, entry in enumerate(jobs):
@@ -152,66 +155,46 @@ def load_jobs(path: Path) -> BatchPlan:
         options = _merge(defaults, _mapping(path, where, entry))
         try:
             plan.append(_make_job(index, options, base, resources))
-        except (_Bad, GseditError) as exc:
+        except (OptionError, GseditError) as exc:
             raise InputFileError(path, f"{where}: {exc}") from None
     _check_unique_outs(path, plan)
     return BatchPlan(path, plan, resources)
 
 
-def _make_job(index: int, options: dict, base: Path, resources: BatchResources) -> BatchJob:
-    from gsedit.commands.edit import Edit
-    from gsedit.commands.sessions import make_turns
-    from gsedit.edit.config import EditConfig, load_preset
-    from gsedit.edit.refine import RefineConfig
-    from gsedit.models.adss import ADSSConfig
-    from gsedit.models.ip2p import IP2PConfig
+@dataclass
+class JobEdit(SessionOptions):
+    """A job's session: its options, its folder and turns, and what it runs besides them."""
 
-    settings_keys, adss_keys = _fields(EditConfig), _fields(ADSSConfig)
-    known = (*JOB_KEYS, *EDIT_KEYS, *settings_keys, *adss_keys)
-    for key in options:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _Bad(f"unknown option '{key}'{hint}; options are the `gsedit edit` flags.")
+    out: Path = Path("session")
+    turn: list[str] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+    device: Device = "auto"
+    refine: bool = False
+
+
+def _make_job(index: int, options: dict, base: Path, resources: BatchResources) -> BatchJob:
+    from gsedit.edit.start import make_turns
+
+    check_names(options, JOB_KEYS)
     missing = [k for k in ("scene", "turns", "out") if options.get(k) is None]
     if missing:
-        raise _Bad(f"missing {', '.join(missing)} (required for every job, or in defaults).")
+        raise OptionError(f"missing {', '.join(missing)} (required for every job, or in defaults).")
     from gsedit.scene.files import trainer_source
 
-    scene = _convert(options["scene"], Path, "scene", base)
+    scene = convert(options["scene"], Path, "scene", base)
     if options.get("cameras") is None and trainer_source(scene) is None:
-        raise _Bad("missing cameras (required for every job, or in defaults, unless the scene is a trainer's output folder).")
-    hints = typing.get_type_hints(Edit, include_extras=False)
-    turns = _convert(options["turns"], list[str], "turns", base)
+        raise OptionError("missing cameras (required for every job, or in defaults, unless the scene is a trainer's output folder).")
+    turns = convert(options["turns"], list[str], "turns", base)
     if not turns or not all(isinstance(t, str) for t in turns):
-        raise _Bad(
-            f"turns: expected a non-empty list of instructions, got {_kind(options['turns'])}"
-        )
-    edit = {k: _convert(options[k], hints[k], k, base) for k in EDIT_KEYS if k in options}
-    make_turns(turns, edit.get("target", []), edit.get("keep", []))  # empty and mismatched lists
-    settings, _ = load_preset(edit.get("method", Edit.method))
-    settings = replace(
-        settings, **_build(EditConfig, _pick(options, settings_keys), base, partial=True)
-    )
-    settings.validate()
-    cameras = None if options.get("cameras") is None else _convert(options["cameras"], str, "cameras", base)
-    if cameras is not None and not cameras.startswith("orbit:"):
-        cameras = str(base / Path(cameras).expanduser())
-    out = _convert(options["out"], Path, "out", base)
-    command = Edit(
-        scene=scene,
-        cameras=cameras,
-        turn=turns,
-        out=out,
-        quiet=True,
-        settings=settings,
-        adss=_build(ADSSConfig, _pick(options, adss_keys), base),
-        ip2p=edit.pop("ip2p", IP2PConfig()),
-        sr=edit.pop("sr", RefineConfig()),
-        **edit,
-    )
-    name = _convert(options.get("name", out.name), str, "name", base)
-    return BatchJob(index, name, command, threads=max(1, int(resources.num_cpus)))
+        raise OptionError(f"turns: expected a non-empty list of instructions, got {kind(options['turns'])}")
+    hints = typing.get_type_hints(JobEdit, include_extras=False)
+    own = {k: convert(options[k], hints[k], k, base) for k in ("out", "target", "keep", "device", "refine") if k in options}
+    make_turns(turns, own.get("target", []), own.get("keep", []))  # empty and mismatched lists
+    session = session_options({k: v for k, v in options.items() if k not in JOB_KEYS}, base)
+    edit = JobEdit(**{f.name: getattr(session, f.name) for f in dataclasses.fields(SessionOptions)}, turn=turns, **own)
+    name = convert(options.get("name", edit.out.name), str, "name", base)
+    return BatchJob(index, name, edit, threads=max(1, int(resources.num_cpus)))
 
 
 def _check_unique_outs(path: Path, jobs: list[BatchJob]) -> None:
@@ -229,7 +212,7 @@ def _check_unique_outs(path: Path, jobs: list[BatchJob]) -> None:
 
 def _mapping(path: Path, where: str, value) -> dict:
     if not isinstance(value, dict):
-        raise InputFileError(path, f"{where}: expected a mapping of options, found {_kind(value)}.")
+        raise InputFileError(path, f"{where}: expected a mapping of options, found {kind(value)}.")
     return {str(k).replace("-", "_"): v for k, v in value.items()}
 
 
@@ -241,62 +224,6 @@ def _merge(defaults: dict, job: dict) -> dict:
             value = _merge(merged[key], value)
         merged[key] = value
     return merged
-
-
-def _pick(options: dict, keys: tuple[str, ...]) -> dict:
-    return {k: options[k] for k in keys if k in options}
-
-
-def _fields(cls) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def _kind(value) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__} ({value!r:.60})"
-
-
-def _build(cls, data: dict, base: Path, partial: bool = False):
-    """A config dataclass (or, `partial`, a dict of its checked fields) from a YAML mapping."""
-    if not isinstance(data, dict):
-        raise _Bad(f"expected a mapping for {cls.__name__}, found {_kind(data)}")
-    data = {str(k).replace("-", "_"): v for k, v in data.items()}
-    names = _fields(cls)
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise _Bad(f"unknown {cls.__name__} options {unknown}; known: {', '.join(names)}")
-    hints = typing.get_type_hints(cls, include_extras=False)
-    values = {k: _convert(v, hints[k], k, base) for k, v in data.items()}
-    return values if partial else cls(**values)
-
-
-def _convert(value, hint, key: str, base: Path):
-    """`value` checked against the type `hint` (paths made absolute from `base`)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if args and type(None) in args:  # X | None
-        if value is None:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal:
-        if value not in args:
-            raise _Bad(f"{key}: expected one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:  # target, keep, turns: one string or a list of strings
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) or v is None for v in items):
-            raise _Bad(f"{key}: expected a string or a list of strings, got {_kind(value)}")
-        return items
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, base)
-    checks = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,)}
-    ok = isinstance(value, checks[hint]) and (hint is bool or not isinstance(value, bool))
-    if not ok:
-        raise _Bad(
-            f"{key}: expected {hint.__name__ if hint is not Path else 'a path'}, got {_kind(value)}"
-        )
-    if hint is Path:
-        return base / Path(value).expanduser()
-    return float(value) if hint is float else value
 
 
 # ----------------------------------------------------------------------------- one job (a Ray task)
@@ -321,46 +248,48 @@ def run_job(job: BatchJob) -> JobResult:
     return result
 
 
-def _run_session(edit) -> Status:
+def _run_session(edit: JobEdit) -> Status:
     """Starts, resumes or skips the session of `edit`; returns "done" or "skipped"."""
-    from gsedit.commands.options import resolve_device
-    from gsedit.commands.sessions import run_edit_command, run_refine_command
+    from gsedit.commands.sessions import run_refine_command, run_session
+    from gsedit.edit.api import Session
     from gsedit.edit.refine import REFINED_DIR
+    from gsedit.edit.start import make_turns
 
-    command = resume_command(edit)
-    if command is not None:
-        run_edit_command(command)
+    resume = resume_rule(edit)
+    if resume is not None:
+        turns = make_turns(edit.turn, edit.target, edit.keep)
+        with Session.start(edit.out, edit, turns, resume=resume, device=edit.device) as session:
+            run_session(session, quiet=True, refine=edit.sr if edit.refine else None, adss=edit.adss)
         return "done"
     session = _open(edit.out)
     if edit.refine and (
         session.data.get("refine") is None or not (edit.out / REFINED_DIR).is_dir()
     ):
-        run_refine_command(edit.out, edit.sr, "none", edit.adss, resolve_device(edit.device), True)
+        with Session.open(edit.out, edit.device) as session:
+            run_refine_command(session, edit.sr, "none", edit.adss, True)
         return "done"
     return "skipped"
 
 
-def resume_command(edit):
-    """The `gsedit edit` command that brings the session in `edit.out` up to `edit`'s turns.
-
-    `edit` itself for a new session, `edit` with --resume for a started one (the --resume rule,
-    `continue_plan`, then appends the job's turns that the session lacks); None when the session
-    has every turn of the job and has finished them.
+def resume_rule(edit: JobEdit) -> bool | None:
+    """How the job `edit` brings its session up to its turns: False to start it, True to resume it
+    (the --resume rule, `continue_plan`, then appends the job's turns that the session lacks), None
+    when the session has every turn of the job and has finished them.
 
     Raises:
         GseditError: the folder holds a session of another scene, or the job's turns start like
             the session's and then differ.
     """
-    from gsedit.commands.sessions import make_turns
     from gsedit.edit.session import SESSION_FILE, continue_plan
+    from gsedit.edit.start import make_turns
 
     session = _open(edit.out)
     if session is None:
-        return edit
+        return False
     if not session.is_finished(0):
         # killed while writing turn_00: nothing of it was kept, so start afresh
         (edit.out / SESSION_FILE).unlink()
-        return edit
+        return False
     if str(Path(edit.scene).resolve()) != session.data["input"]:
         raise GseditError(
             f"{edit.out} holds a session of {session.data['input']}, not of this job's scene "
@@ -378,7 +307,7 @@ def resume_command(edit):
         )
     if not new and not session.pending():
         return None
-    return replace(edit, resume=True)
+    return True
 
 
 def _open(folder: Path):

@@ -26,8 +26,7 @@ from gsedit.atomic import write_json
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
 from gsedit.edit.lock import FolderLock, deferred_lock
-from gsedit.edit.session import Turn
-from gsedit.edit.session import SESSION_FILE, SessionFolder, continue_plan
+from gsedit.edit.session import SESSION_FILE, SessionFolder, Turn, continue_plan
 from gsedit.errors import GseditError
 from gsedit.metrics.evaluate import COLUMNS, EvalConfig, format_value
 from gsedit.scene.convert import ConvertConfig
@@ -72,7 +71,8 @@ def plan_turns(plan: dict) -> list[Turn]:
 def open_plan(args, out: Path, lock: FolderLock) -> dict:
     """compare.json: created from the arguments, or (--resume) read back with the turns it lacks
     appended by the --resume rule (`continue_plan`); takes `lock` before the first write."""
-    from gsedit.commands.sessions import make_turns, plugin_settings
+    from gsedit.edit.plugins import plugin_settings
+    from gsedit.edit.start import make_turns
     from gsedit.scene.splat_formats import parse_formats
 
     path = out / COMPARE_FILE
@@ -116,7 +116,7 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
             "method": args.method,
             "editor": args.editor,
             "settings": dataclasses.asdict(args.settings),
-            "plugins": plugin_settings(args),
+            "plugins": plugin_settings(args.editor, args.ip2p, args.adss),
             "refit": dataclasses.asdict(args.refit),
             "turns": _turn_dicts(turns),
             "turn_lists": [1],
@@ -142,7 +142,7 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     `frame_check` False skips the refusal (--no-frame-check).
     """
     from gsedit.cameras.inria import write_inria_cameras
-    from gsedit.commands.sessions import absolute_cameras_spec, mapped_cameras_file
+    from gsedit.edit.start import absolute_cameras_spec, mapped_cameras_file
     from gsedit.scene.files import check_scene_in_view, load_scene_file, scene_cameras
 
     scene = load_scene_file(scene_file, "cpu")
@@ -236,17 +236,17 @@ def pooled_psnr(a, b) -> float:
 
 
 # -- the edits ------------------------------------------------------------------------------------
-def planned_edit(args, plan: dict) -> dict:
-    """The Edit command's fields: this run's (device, progress, outputs) with the plan's method,
-    editor, settings and cameras, so that a backend session started on --resume matches the others."""
-    from gsedit.commands.edit import EditRun
-    from gsedit.commands.sessions import config_from_dict
+def planned_options(args, plan: dict):
+    """The SessionOptions of every backend's session: the plan's method, editor, settings and
+    cameras (so that a backend session started on --resume matches the others), this run's exports."""
+    from gsedit.commands.sessions import edit_options
     from gsedit.edit.config import EditConfig
+    from gsedit.edit.plugins import config_from_dict
     from gsedit.models.adss import ADSSConfig
     from gsedit.models.ip2p import IP2PConfig
 
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(EditRun)}
-    fields.update(
+    return dataclasses.replace(
+        edit_options(args),
         cameras=plan["cameras"],
         dataparser_transforms=None,  # the plan's cameras are in the scene's frame already
         method=plan["method"],
@@ -255,19 +255,24 @@ def planned_edit(args, plan: dict) -> dict:
         ip2p=config_from_dict(IP2PConfig, plan["plugins"]["ip2p"]),
         adss=config_from_dict(ADSSConfig, plan["plugins"]["adss"]),
     )
-    return fields
 
 
-def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]) -> None:
-    """Creates or continues the session in `folder` until it has finished every turn."""
-    from gsedit.commands.edit import Edit
-    from gsedit.commands.sessions import run_edit_command
+def edit_backend(options, scene_file: Path, folder: Path, turns: list[Turn], device, run) -> None:
+    """Creates or continues the session in `folder` until it has finished every turn.
+
+    Args:
+        options: the plan's SessionOptions (`planned_options`).
+        run: runs an open Session's planned turns (the console's `run_session`, or a script's own).
+    """
+    from gsedit.edit.api import Session
     from gsedit.scene.files import scene_backend
 
     # --export writes splat files: the 3DGS session's
-    shared = {**shared, "export": shared["export"] if scene_backend(scene_file) == "3dgs" else ""}
+    options = dataclasses.replace(options, export=options.export if scene_backend(scene_file) == "3dgs" else "")
     if not (folder / SESSION_FILE).is_file():
-        run_edit_command(Edit(**{**shared, "scene": scene_file, "out": folder, "resume": False}), turns)
+        with Session.start(folder, dataclasses.replace(options, scene=scene_file), turns, resume=False, exact=True,
+                           device=device) as session:
+            run(session)
         return
     session = SessionFolder.open(folder)
     done = [r.instruction for r in session.records]
@@ -278,7 +283,9 @@ def edit_backend(shared: dict, scene_file: Path, folder: Path, turns: list[Turn]
         )
     new = turns[len(done):]
     if new or session.pending():
-        run_edit_command(Edit(**{**shared, "scene": None, "out": folder, "resume": True}), new)
+        with Session.start(folder, dataclasses.replace(options, scene=None), new, resume=True, exact=True,
+                           device=device) as opened:
+            run(opened)
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -443,17 +450,24 @@ def run_compare(args) -> dict:
 
 
 def _run_locked(args, device, out: Path, lock: FolderLock) -> dict:
-    from gsedit.commands.sessions import config_from_dict
+    from gsedit.edit.plugins import config_from_dict
     from gsedit.scene.convert import ConvertConfig
 
     plan = open_plan(args, out, lock)
     turns = plan_turns(plan)
     refit_config = config_from_dict(ConvertConfig, plan["refit"])
-    edit_fields = planned_edit(args, plan)
+    from gsedit.commands.sessions import run_session
+
+    options = planned_options(args, plan)
+
+    def run(session):
+        run_session(session, quiet=args.quiet, turntable=args.turntable,
+                    refine=args.sr if args.refine else None, adss=args.adss)
+
     for backend in plan["backends"]:
         console.rule(f"[bold]{backend}")
         scene_file = scene_for(backend, plan, out, device, refit_config, args.quiet)
-        edit_backend(edit_fields, scene_file, out / backend, turns)
+        edit_backend(options, scene_file, out / backend, turns, device, run)
     plan = summarise(out, plan, args.metrics, device, args.views)
     console.print(results_table(plan))
     console.print(f"comparison: {out / 'compare.html'}")

@@ -15,12 +15,6 @@ from gsedit.commands.options import (
 from gsedit.errors import GseditError
 
 MARKER = ".gsedit-demo"
-TURNS = ["make the sphere red", "make the cube yellow"]
-# The 3DGS learning rates are tuned for 30k-step fits; a few-hundred-step CPU turn needs larger
-# steps for colours to move (GaussianEditor raises its colour rate for the same reason). Recolouring
-# needs no new geometry, so the demo turns densification off (it would also slow the CPU down),
-# and edits twice as often as IN2N's default so every view is edited a few times in a short turn.
-DEMO_OVERRIDES = {"lr_scale": 5.0, "densify": False, "edit_every": 5}
 
 
 def _prepare(out: Path) -> None:
@@ -51,19 +45,18 @@ def run_demo(out: Path, iters: int, size: int, device, quiet: bool = False):
     from gsedit.commands.eval import Eval
     from gsedit.commands.progress import console
     from gsedit.commands.sessions import run_edit_command
-    from gsedit.data.synthetic import write_synthetic_scene
+    from gsedit.data.demo import DEMO_OVERRIDES, DEMO_TURNS, write_demo_scene
     from gsedit.edit.config import load_preset
 
     out = Path(out)
     _prepare(out)
-    scene_path = out / "input" / "scene.ply"
-    cameras_path = write_synthetic_scene(scene_path, n_cameras=12, size=size)
+    scene_path, cameras_path = write_demo_scene(out, size)
     console.print(f"synthetic labelled scene: {scene_path} (+ {cameras_path.name})")
     settings, _ = load_preset("gsedit")
     args = Edit(
         scene=scene_path,
         cameras=str(cameras_path),
-        turn=list(TURNS),
+        turn=list(DEMO_TURNS),
         out=out / "session",
         method="gsedit",
         editor="synthetic",

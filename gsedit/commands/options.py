@@ -5,21 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gsedit.errors import GseditError
+from gsedit.edit.config import DEFAULT_METHOD  # noqa: F401 -- the commands' default, read by cli.py
 
 Device = Literal["auto", "cpu", "cuda"]
 
-DEFAULT_METHOD = "gsedit"
-
 
 def resolve_device(device: Device):
-    import torch
+    """The torch device of --device (imported when a command runs: torch loads only then)."""
+    from gsedit.edit.options import resolve_device as resolve
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GseditError("--device cuda was asked for, but PyTorch sees no CUDA device. Use --device cpu or auto.")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return resolve(device)
 
 
 CAMERAS_HELP = ("INRIA cameras.json, transforms.json, a COLMAP model folder, a trainer's output folder, or "

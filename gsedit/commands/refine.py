@@ -30,6 +30,7 @@ class Refine:
 
     def run(self) -> None:
         from gsedit.commands.sessions import run_refine_command
+        from gsedit.edit.api import Session
 
-        run_refine_command(self.session, self.sr, self.face_segmenter, self.adss,
-                           resolve_device(self.device), self.quiet)
+        with Session.open(self.session, resolve_device(self.device)) as session:
+            run_refine_command(session, self.sr, self.face_segmenter, self.adss, self.quiet)

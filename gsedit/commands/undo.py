@@ -15,7 +15,8 @@ class Undo:
     session: Positional[Path]
 
     def run(self) -> None:
-        from gsedit.edit.session import SessionFolder
+        from gsedit.edit.api import Session
 
-        index = SessionFolder.open(self.session).undo()
+        with Session.open(self.session) as session:
+            index = session.undo()
         print(f"dropped turn {index} of {self.session}")

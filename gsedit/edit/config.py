@@ -12,6 +12,8 @@ import yaml
 from gsedit.errors import GseditError
 
 PRESET_DIRS = (Path(__file__).resolve().parents[1] / "presets", Path(__file__).resolve().parents[2] / "configs")
+DEFAULT_METHOD = "gsedit"
+"""The method preset used when none is named."""
 Segmenter = Literal["labels", "none", "adss", "relevance"]
 
 

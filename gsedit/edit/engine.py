@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
@@ -87,6 +88,23 @@ def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Camera
         calibrate(out.rgb, {names[k]: out.channels[f"label={k}"] for k in names})
 
 
+class TurnCancelled(Exception):
+    """A turn stopped at its next step because its cancellation event was set (see gsedit.Session);
+    the session keeps its finished turns and the cancelled one stays pending, marked interrupted."""
+
+
+@dataclass
+class TurnState:
+    """What consecutive turns carry over: the scene as turn `index` left it, the session's
+    cameras, and the turn-0 scene with its renders (IN2N's conditions)."""
+
+    index: int
+    scene: Scene
+    original_scene: Scene
+    cameras: Cameras
+    originals: Tensor  # [C, H, W, 3]
+
+
 @dataclass
 class Engine:
     """Everything a session run needs besides the session folder itself."""
@@ -107,23 +125,31 @@ class Engine:
             SessionBusyError: another process is writing the session.
         """
         with FolderLock(session.folder):
-            return self._run_pending(session)
+            pending = session.pending()
+            if not pending:
+                return []
+            state = self.prepare(session, pending[0].index)
+            return [self.run_record(session, state, record) for record in pending]
 
-    def _run_pending(self, session: SessionFolder) -> list[TurnRecord]:
-        pending = session.pending()
-        if not pending:
-            return []
-        first = pending[0].index
+    def prepare(self, session: SessionFolder, index: int) -> TurnState:
+        """The state turn `index` starts from: the scene of turn index-1 and the turn-0 renders."""
         original_scene = self.load_scene(session.scene_path(0))
-        scene = self.load_scene(session.scene_path(first - 1))
+        scene = self.load_scene(session.scene_path(index - 1))
         cameras = self.cameras_for(scene)
-        if self.reporter:
-            self.reporter.attach(scene, cameras)  # a live viewer shows the scene as it trains
         originals = original_scene.render(cameras).rgb
-        finished = []
-        for record in pending:
-            finished.append(self._run_one(session, scene, original_scene, cameras, originals, record))
-        return finished
+        return TurnState(index - 1, scene, original_scene, cameras, originals)
+
+    def run_record(self, session: SessionFolder, state: TurnState, record: TurnRecord) -> TurnRecord:
+        """Runs turn `record` from `state` (which it advances) and writes its folder.
+
+        On any exception (Ctrl-C, TurnCancelled, a fault) the record is marked, no turn folder is
+        left, and `state`'s scene is part-trained: prepare a new state before running it again.
+        """
+        if self.reporter:
+            self.reporter.attach(state.scene, state.cameras)  # a live viewer shows the scene as it trains
+        record = self._run_one(session, state.scene, state.original_scene, state.cameras, state.originals, record)
+        state.index = record.index
+        return record
 
     def _run_one(self, session, scene, original_scene, cameras, originals, record: TurnRecord) -> TurnRecord:
         settings = session.settings
@@ -143,7 +169,7 @@ class Engine:
                                   self.segmenter, self.reporter.step if self.reporter else None)
                 write_turn(tmp, scene, result, cameras)
         except BaseException as exc:
-            record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, TurnCancelled)) else "failed"
             record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()
             try:
                 session.update(record)

@@ -87,8 +87,11 @@ class FolderLock:
     were checked) and `release` at the end; `release` of a lock never acquired does nothing.
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, reentrant: bool = True):
+        """`reentrant`: this process may take it again while it holds it (a `gsedit.Session` may not:
+        two session objects on one folder are two writers)."""
         self.folder = Path(folder)
+        self.reentrant = reentrant
         self._key: Path | None = None
 
     def acquire(self) -> FolderLock:
@@ -99,6 +102,8 @@ class FolderLock:
         key = self.folder.resolve()
         with _held_guard:
             if key in _held:
+                if not self.reentrant:
+                    raise SessionBusyError(self.folder, _holder_of(_held[key][0]))
                 _held[key][1] += 1
                 self._key = key
                 return self

@@ -162,6 +162,14 @@ class SessionFolder:
         self.data["turn_lists"] = sorted({*lists, start or first})
         self.save()
 
+    def drop_pending(self) -> None:
+        """Drops the planned turns that are not finished (kept in "undone" for the record)."""
+        last = self.last_finished()
+        self.data.setdefault("undone", []).extend(self.data["turns"][last:])
+        del self.data["turns"][last:]
+        self.data["turn_lists"] = [s for s in self.turn_lists if s <= last]
+        self.save()
+
     def turn_dir(self, index: int) -> Path:
         return self.folder / turn_dirname(index)
 

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from gsedit.edit.config import EditConfig
-from gsedit.edit.session import Session
+from gsedit.edit.session import SessionFolder
 
 TURNS = ["make the sphere red", "make the cube yellow"]
 VIEWS = 4
@@ -15,7 +15,7 @@ SIZE = 32
 NERF_SIZE = 16  # nerfacto marches every pixel's ray: a quarter of the pixels keeps it fast on CPU
 
 
-def make_tiny_session(folder: Path, iters: int = 4) -> Session:
+def make_tiny_session(folder: Path, iters: int = 4) -> SessionFolder:
     """Runs `gsedit edit` in-process on a 600-Gaussian scene seen by 4 cameras of 32x32 pixels."""
     from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 
@@ -48,7 +48,7 @@ def write_tiny_nerfacto(folder: Path, steps: int = 4) -> tuple[Path, Path]:
     return scene.save_as(ply.with_name("scene.ckpt")), cameras
 
 
-def make_tiny_nerfacto_session(folder: Path, iters: int = 2) -> Session:
+def make_tiny_nerfacto_session(folder: Path, iters: int = 2) -> SessionFolder:
     """Runs `gsedit edit scene.ckpt` in-process on `write_tiny_nerfacto`'s checkpoint."""
     scene, cameras = write_tiny_nerfacto(folder)
     settings = EditConfig(iters=iters, edit_every=1, segmenter="none")
@@ -57,7 +57,7 @@ def make_tiny_nerfacto_session(folder: Path, iters: int = 2) -> Session:
         return run_tiny_edit(scene, cameras, Path(folder) / "session", settings)
 
 
-def run_tiny_edit(scene: Path, cameras: Path, out: Path, settings: EditConfig) -> Session:
+def run_tiny_edit(scene: Path, cameras: Path, out: Path, settings: EditConfig) -> SessionFolder:
     """`gsedit edit SCENE --cameras CAMERAS --turn ... --editor synthetic --device cpu`."""
     from gsedit.commands.edit import Edit
     from gsedit.commands.sessions import run_edit_command

@@ -1,0 +1,312 @@
+"""`gsedit.Session`: the one way to run a session, under the command line, batch, compare, the
+benchmarks, the studio and users' scripts.
+
+A Session object holds the folder's lock from `create`/`open` until `close`, loads the editor and
+the segmenter once (on the first turn that needs them), and carries the trained scene from one
+turn to the next. Its turns are the command line's: the same options give the same files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gsedit.edit.engine import Engine, Reporter, TurnCancelled, TurnState
+from gsedit.edit.lock import FolderLock
+from gsedit.edit.loop import Progress
+from gsedit.edit.options import Device, SessionOptions, resolve_device, session_options
+from gsedit.edit.plugins import build_adss, build_editor, needs_adss
+from gsedit.edit.session import SessionFolder, Turn, TurnRecord, check_instruction, session_cameras
+from gsedit.edit.start import export_formats, export_turns, start_or_resume
+from gsedit.errors import GseditError
+
+
+@dataclass(frozen=True)
+class TurnInfo:
+    """A finished turn."""
+
+    index: int
+    instruction: str
+    target: str | None
+    keep: str | None
+    scene_path: Path
+    """DIR/turn_NN/scene.ply (or scene.ckpt for a nerfacto session)."""
+    seconds: float | None
+    edits: int | None
+    """Editor calls made."""
+    loss: float | None
+    """The last training loss."""
+
+
+@dataclass(frozen=True)
+class TurnProgress:
+    """What `run_turn`'s on_progress callback gets after every optimisation step."""
+
+    turn: int
+    step: int
+    total: int
+    loss: float
+    edits: int
+    preview: Any = None
+    """[H, W, 3] float CPU tensor: the first view as the scene stands (every `preview_every` steps), else None."""
+
+
+class Session:
+    """An open session folder: run turns, undo them, read its scenes. Use `create` or `open`."""
+
+    def __init__(self, folder: SessionFolder, lock: FolderLock, device: Device | Any = "auto", export: str = ""):
+        self._folder, self._lock = folder, lock
+        self._device = device
+        self._export = export
+        self._editor = self._segmenter = None
+        self._state: TurnState | None = None  # the scene as the last turn this object ran left it
+
+    # -- opening and closing -----------------------------------------------------------------
+    @classmethod
+    def create(cls, out: str | Path, scene: str | Path | None = None, cameras: str | Path | None = None, *,
+               device: Device = "auto", **options) -> Session:
+        """A new session in `out` on `scene` seen by `cameras`; turn_00 written, no turn run yet.
+
+        Args:
+            options: any `gsedit edit` option by its name (`method`, `editor`, `iters`, `seed`,
+                `segmenter`, `export`, ...), nested ones as mappings (`ip2p={...}`, `adss={...}`,
+                `sr={...}`), as in the jobs of `gsedit batch`; relative paths are the working
+                directory's.
+
+        Raises:
+            GseditError: an unknown option or a bad value (named), unreadable inputs, a folder
+                that holds a session already, or one that another writer holds.
+        """
+        values = session_options({"scene": scene, "cameras": cameras, **options}, Path.cwd())
+        return cls.start(out, values, [], resume=False, device=device, need_turns=False)
+
+    @classmethod
+    def start(cls, out: str | Path, options: SessionOptions, turns: list[Turn], *, resume: bool,
+              exact: bool = False, device: Device | Any = "auto", need_turns: bool = True) -> Session:
+        """A new session with the planned `turns`, or (`resume`) the one in `out` with the turns of
+        `turns` that it lacks (the --resume rule of `gsedit edit`; all of them when `exact`).
+        Run the planned turns with `run_pending`."""
+        device = resolve_device(device) if isinstance(device, str) else device
+        lock = FolderLock(out, reentrant=False)  # taken by start_or_resume once the inputs are checked
+        try:
+            folder = start_or_resume(options, Path(out), device, lock, turns, resume=resume, exact=exact,
+                                     need_turns=need_turns)
+            session = cls(folder, lock, device, options.export)
+            session._export_turns(range(folder.last_finished() + 1))
+        except BaseException:
+            lock.release()
+            raise
+        return session
+
+    @classmethod
+    def open(cls, out: str | Path, device: Device | Any = "auto", export: str = "") -> Session:
+        """The session in `out`, with the settings it was created with.
+
+        Args:
+            export: splat formats written beside every finished turn's scene.ply (as --export).
+        """
+        SessionFolder.open(out)  # "no session here" before the lock would create the folder
+        lock = FolderLock(out, reentrant=False).acquire()
+        try:
+            session = cls(SessionFolder.open(out), lock, device, export)  # as the last writer left it
+            session._export_turns(range(session._folder.last_finished() + 1))
+        except BaseException:
+            lock.release()
+            raise
+        return session
+
+    def close(self) -> None:
+        """Releases the session's lock; the object can no longer run or undo turns."""
+        self._lock.release()
+        self._state = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        return self._folder.folder
+
+    @property
+    def record(self) -> SessionFolder:
+        """The session.json record (read-only use: the Session writes it)."""
+        return self._folder
+
+    @property
+    def device(self):
+        if isinstance(self._device, str):
+            self._device = resolve_device(self._device)
+        return self._device
+
+    @property
+    def turns(self) -> list[TurnInfo]:
+        """The finished turns, in order (turn 0, the input, left out)."""
+        records = self._folder.records[: self._folder.last_finished()]
+        return [self._info(r) for r in records]
+
+    @property
+    def pending(self) -> list[Turn]:
+        """Turns planned (by `start` or a cancelled `run_turn`) and not finished yet."""
+        return [r.turn for r in self._folder.pending()]
+
+    def scene(self, index: int | None = None):
+        """The Scene of finished turn `index` (0 = the input; default: the last), loaded afresh."""
+        from gsedit.scene.files import load_scene_file
+
+        index = self._folder.last_finished() if index is None else index
+        if not self._folder.is_finished(index):
+            raise GseditError(f"{self.folder} has no finished turn {index}: its turns are 0..{self._folder.last_finished()}.")
+        return load_scene_file(self._folder.scene_path(index), self.device)
+
+    @property
+    def cameras(self):
+        """The session's training cameras (at its max_side), on the session's device."""
+        if self._state is not None:
+            return self._state.cameras
+        return session_cameras(self._folder, self.scene(0))
+
+    # -- turns -------------------------------------------------------------------------------
+    def run_turn(self, instruction: str, target: str | None = None, keep: str | None = None, *,
+                 on_progress: Callable[[TurnProgress], None] | None = None,
+                 cancel: threading.Event | None = None, preview_every: int = 0,
+                 reporter: Reporter | None = None) -> TurnInfo:
+        """Runs the next turn and returns it once turn_NN/ is written (blocking).
+
+        The next planned turn if it is this one (a cancelled or interrupted turn is redone exactly),
+        else this turn replaces the planned ones.
+
+        Args:
+            on_progress: called after every step with a TurnProgress.
+            cancel: when set, the turn stops at its next step with TurnCancelled; the finished turns
+                stay, no turn folder is left, and the turn is marked interrupted (as Ctrl-C does).
+            preview_every: render TurnProgress.preview every this many steps (0: never).
+            reporter: an engine Reporter that gets every event too (the command line's display
+                and JSON-lines log, the live viewer).
+        """
+        self._check_open()
+        turn = Turn(instruction, target, keep)
+        check_instruction(instruction, f"Turn {self._folder.last_finished() + 1}")
+        pending = self._folder.pending()
+        if not pending or pending[0].turn != turn:
+            self._folder.drop_pending()
+            self._folder.add_turns([turn])
+        record = self._folder.pending()[0]
+        if cancel is not None and cancel.is_set():
+            raise TurnCancelled(f"turn {record.index} ({instruction!r}) was cancelled before it started")
+        return self._run(record, _Feed(on_progress, cancel, preview_every, reporter))
+
+    def run_pending(self, on_progress=None, cancel=None, preview_every: int = 0, reporter=None) -> list[TurnInfo]:
+        """Runs the planned turns in order (see `start`); returns them."""
+        return [self.run_turn(t.instruction, t.target, t.keep, on_progress=on_progress, cancel=cancel,
+                              preview_every=preview_every, reporter=reporter) for t in self.pending]
+
+    def undo(self) -> int:
+        """Drops the last finished turn (its folder and record); returns its index."""
+        self._check_open()
+        self._state = None
+        return self._folder.undo()
+
+    def refine(self, config=None, adss=None, on_step=None) -> Path:
+        """The super-resolution refine stage of the last turn (gsedit.edit.refine); returns its scene.
+
+        Args:
+            config: RefineConfig (default settings if None).
+            adss: an ADSSConfig to find faces with (else the config's face masks, or none).
+            on_step: called with (step, loss).
+        """
+        import dataclasses
+
+        from gsedit.edit.refine import RefineConfig, run_refine
+
+        self._check_open()
+        segmenter = build_adss(dataclasses.asdict(adss), self.device) if adss is not None else None
+        refined = run_refine(self.folder, config or RefineConfig(), self.device, self._load_scene, segmenter,
+                             on_step=on_step)
+        self._folder = SessionFolder.open(self.folder)  # run_refine recorded the stage in session.json
+        return refined
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._lock._key is None:
+            raise GseditError(f"the session object of {self.folder} is closed: open it again with Session.open.")
+
+    def _load_scene(self, path: Path):
+        from gsedit.scene.files import load_scene_file
+
+        return load_scene_file(path, self.device)
+
+    def _engine(self, reporter: Reporter) -> Engine:
+        plugins = self._folder.data["plugins"]
+        if self._editor is None:
+            self._editor = build_editor(plugins, self.device)
+        if self._segmenter is None and needs_adss(self._folder):
+            self._segmenter = build_adss(plugins["adss"], self.device)
+        return Engine(load_scene=self._load_scene, cameras_for=lambda scene: session_cameras(self._folder, scene),
+                      editor=self._editor, segmenter=self._segmenter, reporter=reporter)
+
+    def _run(self, record: TurnRecord, feed: _Feed) -> TurnInfo:
+        engine = self._engine(feed)
+        state = self._state if self._state is not None and self._state.index == record.index - 1 else None
+        self._state = None  # part-trained if the turn stops
+        state = state or engine.prepare(self._folder, record.index)
+        record = engine.run_record(self._folder, state, record)
+        self._state = state
+        self._export_turns([record.index])
+        return self._info(record)
+
+    def _export_turns(self, indices) -> None:
+        if not self._export:
+            return
+        from gsedit.scene.files import scene_backend
+
+        formats = export_formats(self._export, scene_backend(self._folder.scene_path(0)))
+        export_turns(self._folder, indices, formats, self._load_scene)
+
+    def _info(self, record: TurnRecord) -> TurnInfo:
+        return TurnInfo(record.index, record.instruction, record.target, record.keep,
+                        self._folder.scene_path(record.index), record.seconds, record.edits, record.loss)
+
+
+class _Feed:
+    """The engine's Reporter of one `run_turn`: progress to the callback, cancellation checks."""
+
+    def __init__(self, on_progress, cancel: threading.Event | None, preview_every: int, forward: Reporter | None):
+        self.on_progress, self.cancel, self.preview_every, self.forward = on_progress, cancel, preview_every, forward
+        self.scene = self.cameras = self.record = None
+
+    def attach(self, scene, cameras) -> None:
+        self.scene, self.cameras = scene, cameras
+        if self.forward:
+            self.forward.attach(scene, cameras)
+
+    def turn_started(self, record: TurnRecord, total_steps: int) -> None:
+        self.record = record
+        if self.forward:
+            self.forward.turn_started(record, total_steps)
+
+    def step(self, p: Progress) -> None:
+        if self.forward:
+            self.forward.step(p)
+        if self.on_progress is not None:
+            self.on_progress(TurnProgress(self.record.index, p.step, p.total, p.loss, p.edits, self._preview(p.step)))
+        if self.cancel is not None and self.cancel.is_set():
+            raise TurnCancelled(f"turn {self.record.index} ({self.record.instruction!r}) was cancelled at step {p.step}")
+
+    def turn_finished(self, record: TurnRecord) -> None:
+        if self.forward:
+            self.forward.turn_finished(record)
+
+    def _preview(self, step: int):
+        if not self.preview_every or step % self.preview_every:
+            return None
+        import torch
+
+        with torch.no_grad():
+            return self.scene.render(self.cameras[[0]]).rgb[0].detach().cpu()
