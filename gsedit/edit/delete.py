@@ -69,6 +69,7 @@ def delete_selection(session, selected: Tensor) -> TurnRecord:
     scene = session.scene()
     if not isinstance(scene, GaussianScene):
         raise GseditError("Delete selection works on 3DGS scenes; this session's scene is a NeRF.")
+    session.record.drop_pending()  # a cancelled turn's plan gives way, as a new run_turn's does
     record = delete_turn(session.record, scene, selected, session.cameras)
     session._state = None  # the scene a next turn starts from is the file just written, not the carried one
     session._export_turns([record.index])

@@ -1,17 +1,12 @@
 """The studio's panels: one small class each, its GUI handles next to the callbacks that use them.
 
-Every panel talks to the Studio (app.py), which talks to the session; the panels only format.
+Every panel takes the Studio (app.py) that owns it and talks to it, which talks to the session; the panels only format.
 Labels are the ones the issue and README name (Instruction, Preview, Run turn, ...).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from gsedit.studio.app import Studio
 
 OVERLAY_CHOICES = ("none", "mask", "relevance")
 
@@ -19,7 +14,7 @@ OVERLAY_CHOICES = ("none", "mask", "relevance")
 class EditPanel:
     """Instruction, Preview, Run turn, Cancel, Undo; progress and messages."""
 
-    def __init__(self, studio: Studio):
+    def __init__(self, studio):
         gui = studio.server.gui
         self.studio = studio
         self.instruction = gui.add_text("Instruction", initial_value="", hint="e.g. make the sphere red")
@@ -49,7 +44,7 @@ class EditPanel:
 class HistoryPanel:
     """Turn slider (0 = input), Before checkbox, overlay choice."""
 
-    def __init__(self, studio: Studio):
+    def __init__(self, studio):
         gui = studio.server.gui
         self.studio = studio
         self.turn = gui.add_slider("Turn", min=0, max=1, step=1, initial_value=0, hint="0 = the input scene")
@@ -76,7 +71,7 @@ class HistoryPanel:
 class SelectionPanel:
     """Clicks select; Clear selection, Delete selection, named selections, target/keep use."""
 
-    def __init__(self, studio: Studio):
+    def __init__(self, studio):
         gui = studio.server.gui
         self.studio = studio
         self.negative = gui.add_checkbox("Negative clicks", False, hint="clicks remove from the selection (or hold Shift)")
@@ -101,7 +96,7 @@ class SelectionPanel:
 class ExportPanel:
     """Export: the shown turn's .ply (always there), the session's --export formats, a turntable."""
 
-    def __init__(self, studio: Studio):
+    def __init__(self, studio):
         gui = studio.server.gui
         self.turntable = gui.add_checkbox("Turntable video", False)
         self.export = gui.add_button("Export")

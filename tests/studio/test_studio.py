@@ -214,6 +214,14 @@ def test_preview_run_undo_select_delete_in_the_browser(studio, page):
     gone = settled(page, "4_deleted")
     assert np.abs(gone[cube[:, 1], cube[:, 0]].astype(float).mean(0) - cube_before).max() > 30
 
+    # Cancel: the running turn stops, no turn folder is left, the finished turns stay
+    type_instruction(page, "make the sphere red")
+    button(page, "Run turn").click()
+    wait_for(lambda: "step" in status(studio), "the turn to start")
+    button(page, "Cancel").click()
+    wait_for(lambda: "cancelled" in status(studio), "the cancellation")
+    assert not (folder / "turn_02").exists() and (folder / "turn_01" / "scene.ply").is_file()
+
 
 def test_a_second_studio_on_the_folder_is_refused(studio):
     folder = studio.session.folder
