@@ -11,7 +11,8 @@ from gsedit.commands.options import DEFAULT_METHOD
 from gsedit.edit.lock import refuse_if_busy
 
 #: subcommands that write a session folder, and where their argv names it
-_WRITERS = {"edit": ("--out", "session"), "compare": ("--out", "compare"), "undo": (None, None), "refine": (None, None)}
+_WRITERS = {"edit": ("--out", "session"), "compare": ("--out", "compare"), "undo": (None, None), "refine": (None, None),
+            "studio": ("--out", "session")}
 
 
 def _commands(method: str):
@@ -29,6 +30,7 @@ def _commands(method: str):
     from gsedit.commands.refine import Refine
     from gsedit.commands.render import Render
     from gsedit.commands.segment import Segment
+    from gsedit.commands.studio import Studio
     from gsedit.commands.undo import Undo
     from gsedit.commands.view import View
     from gsedit.edit.config import load_preset
@@ -45,6 +47,8 @@ def _commands(method: str):
         Annotated[Convert, subcommand("convert")],
         Annotated[Undo, subcommand("undo")],
         Annotated[View, subcommand("view")],
+        Annotated[Studio, subcommand("studio", default=Studio(method=method, settings=settings),
+                                     description=Studio.__doc__ + f" Preset '{method}': {description}")],
         Annotated[Batch, subcommand("batch")],
         Annotated[Segment, subcommand("segment")],
         Annotated[Refine, subcommand("refine")],
@@ -69,6 +73,8 @@ def _written_folder(argv: list[str]) -> Path | None:
         return None
     flag, default = _WRITERS[command]
     rest = argv[argv.index(command) + 1:]
+    if command == "studio" and rest and (Path(rest[0]) / "session.json").is_file():
+        return Path(rest[0])  # the studio opens a session folder given as its scene
     if flag is None:  # the session is the command's positional argument
         return Path(rest[0]) if rest and not rest[0].startswith("-") else None
     folder = default

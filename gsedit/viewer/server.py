@@ -308,23 +308,7 @@ class Viewer:
             client.camera.position = pose.position
 
     def _place_initial_camera(self) -> None:
-        """New browsers start at the first training camera (masks line up), else at an orbit view."""
-        from gsedit.cameras import orbit_cameras
-
-        scene = self.content.scene(0)
-        lo, hi = scene.bounds()
-        centre = ((lo + hi) / 2).detach().double().cpu().numpy()
-        cameras = self.content.cameras
-        if cameras is None:
-            cameras = orbit_cameras(1, (lo, hi), 256, 256)
-        pose = cameras_to_poses(cameras[0])[0]
-        axes = quat_to_matrix(pose.wxyz)  # columns: camera x (right), y (down), z (forward)
-        distance = max(float(np.dot(centre - pose.position, axes[:, 2])), 1e-3)
-        initial = self.server.initial_camera
-        initial.position = tuple(pose.position)
-        initial.look_at = tuple(pose.position + distance * axes[:, 2])
-        initial.up = tuple(-axes[:, 1])
-        initial.fov = pose.fov_y
+        place_initial_camera(self.server, self.content.scene(0), self.content.cameras)
 
     # -- masks --------------------------------------------------------------------------------
     def _masks(self) -> torch.Tensor | None:
@@ -417,6 +401,24 @@ def run_viewer(
     viewer = Viewer(device, ViewerConfig(host=host, port=port, max_side=max_side))
     viewer.show(content)
     return viewer
+
+
+def place_initial_camera(server, scene: Scene, cameras) -> None:
+    """New browsers start at the first training camera (masks line up), else at an orbit view."""
+    from gsedit.cameras import orbit_cameras
+
+    lo, hi = scene.bounds()
+    centre = ((lo + hi) / 2).detach().double().cpu().numpy()
+    if cameras is None:
+        cameras = orbit_cameras(1, (lo, hi), 256, 256)
+    pose = cameras_to_poses(cameras[0])[0]
+    axes = quat_to_matrix(pose.wxyz)  # columns: camera x (right), y (down), z (forward)
+    distance = max(float(np.dot(centre - pose.position, axes[:, 2])), 1e-3)
+    initial = server.initial_camera
+    initial.position = tuple(pose.position)
+    initial.look_at = tuple(pose.position + distance * axes[:, 2])
+    initial.up = tuple(-axes[:, 1])
+    initial.fov = pose.fov_y
 
 
 def frame_time_summary(seconds) -> str:

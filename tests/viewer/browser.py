@@ -168,3 +168,30 @@ class _DevTools:
 
     def close(self) -> None:
         self.socket.close()
+
+
+DRIVER_MISSING = (
+    "headless Chromium's driver is not installed: `apt-get install -y chromium chromium-driver` "
+    "(Debian's packages, /usr/bin/chromedriver) and `pip install selenium` to run the studio's checks"
+)
+
+
+def selenium_chromium(size=(1200, 800)):
+    """A Selenium WebDriver on headless Chromium, or skips the calling test with how to install it."""
+    binary = chromium()
+    driver_path = shutil.which("chromedriver")
+    if driver_path is None:
+        pytest.skip(DRIVER_MISSING)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip(DRIVER_MISSING)
+    options = Options()
+    options.binary_location = binary
+    for flag in [f for f in FLAGS if f != "--headless"]:
+        options.add_argument(flag)
+    options.add_argument("--headless=new")
+    options.add_argument(f"--window-size={size[0]},{size[1]}")
+    return webdriver.Chrome(options=options, service=Service(driver_path))

@@ -1,0 +1,128 @@
+"""Selecting Gaussians from clicks on a view: what a click hits, a 2D mask lifted, a region grown in 3D.
+
+A click is a pixel of one camera. The Gaussians that blend into that pixel (their blending weights,
+from one pass of the renderer, as back-projection computes them) are the seeds. With a segmentation
+of the clicked view (SAM point prompts), the mask is lifted to the Gaussians by the same
+back-projection; without one, the seeds grow through their 3D neighbours of similar colour (and
+relevance, when the scene has that channel), so selection works offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gsedit.cameras import Cameras
+from gsedit.scene.backproject import FrozenGeometry, backproject, blending_weight_sums
+from gsedit.scene.gaussian_scene import GaussianScene
+from gsedit.scene.gaussians import Gaussians, sh0_to_rgb
+
+RELEVANCE = "relevance"
+
+
+@dataclass
+class GrowConfig:
+    """How a selection grows from the clicked Gaussians."""
+
+    radius: float = 4.0
+    """Neighbourhood radius, in multiples of the scene's median nearest-neighbour spacing."""
+    colour_tolerance: float = 0.2
+    """Largest RGB distance (colours in [0, 1]) from the seeds' mean colour that still joins."""
+    relevance_tolerance: float = 0.3
+    """Largest relevance difference from the seeds' mean (when the scene has a relevance channel)."""
+    seed_share: float = 0.5
+    """Seeds: Gaussians that give at least this share of the clicked pixel's largest blending weight."""
+    max_rounds: int = 10_000
+    """Upper bound on growth rounds (each adds the next ring of neighbours)."""
+
+
+def click_map(camera: Cameras, u: float, v: float, radius_px: int = 1) -> Tensor:
+    """[1, H, W] 1 on a small square of pixels around (u, v) in [0, 1] screen coordinates, else 0."""
+    w, h = camera.width, camera.height
+    x = min(max(int(u * w), 0), w - 1)
+    y = min(max(int(v * h), 0), h - 1)
+    out = torch.zeros(1, h, w)
+    out[0, max(0, y - radius_px) : y + radius_px + 1, max(0, x - radius_px) : x + radius_px + 1] = 1
+    return out
+
+
+def clicked_gaussians(scene: GaussianScene, camera: Cameras, u: float, v: float, seed_share: float = 0.5) -> Tensor:
+    """[K] indices of the Gaussians that make the pixel at (u, v) of `camera` (one view).
+
+    Each Gaussian's blending weight summed over the clicked pixels; those within `seed_share` of
+    the largest are the seeds (the front surface, not what shows through its edges).
+    """
+    geometry = scene.geometry()
+    weights, _ = blending_weight_sums(geometry, camera, click_map(camera, u, v)[None])  # [N, 1]
+    weights = weights[:, 0]
+    if float(weights.max()) <= 0:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.nonzero(weights >= seed_share * weights.max()).flatten().cpu()
+
+
+def mask_selection(geometry: FrozenGeometry, cameras: Cameras, masks: Tensor, threshold: float = 0.5) -> Tensor:
+    """[N] bool: Gaussians whose back-projected value of `masks` [C, H, W] is above `threshold`."""
+    return (backproject(geometry, cameras, masks) > threshold).cpu()
+
+
+def grow_selection(gaussians: Gaussians, seeds: Tensor, config: GrowConfig | None = None) -> Tensor:
+    """[N] bool: `seeds` [K] and every Gaussian reachable from them through neighbours within the
+    radius whose colour (and relevance) stays close to the seeds' mean."""
+    config = config or GrowConfig()
+    n = len(gaussians)
+    selected = torch.zeros(n, dtype=torch.bool)
+    if len(seeds) == 0:
+        return selected
+    points = gaussians.means.detach().cpu().float()  # [N, 3]
+    radius = config.radius * median_spacing(points)
+    candidates = torch.nonzero(_similar(gaussians, seeds, config)).flatten()  # only these may join
+    selected[seeds] = True
+    frontier = points[seeds]
+    for _ in range(config.max_rounds):
+        free = candidates[~selected[candidates]]
+        if len(free) == 0 or len(frontier) == 0:
+            break
+        near = _near_any(points[free], frontier, radius)  # [len(free)]
+        new = free[near]
+        selected[new] = True
+        frontier = points[new]
+    return selected
+
+
+def median_spacing(points: Tensor, sample: int = 2048) -> float:
+    """Median distance from a Gaussian to its nearest neighbour (over a sample of `sample` of them)."""
+    picked = points[torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:sample]]
+    nearest = torch.full((len(picked),), float("inf"))
+    for chunk in points.split(65536):
+        d = torch.cdist(picked, chunk)  # [S, chunk]
+        d[d == 0] = float("inf")  # the point itself
+        nearest = torch.minimum(nearest, d.min(dim=1).values)
+    return float(nearest[nearest.isfinite()].median()) if nearest.isfinite().any() else 1.0
+
+
+def _near_any(points: Tensor, centres: Tensor, radius: float, chunk: int = 4096) -> Tensor:
+    """[P] bool: each of `points` [P, 3] within `radius` of any of `centres` [M, 3]."""
+    out = torch.zeros(len(points), dtype=torch.bool)
+    for start in range(0, len(centres), chunk):
+        out |= (torch.cdist(points, centres[start : start + chunk]) <= radius).any(dim=1)
+    return out
+
+
+def _similar(gaussians: Gaussians, seeds: Tensor, config: GrowConfig) -> Tensor:
+    """[N] bool: colour (and relevance) within tolerance of the seeds' mean."""
+    colours = sh0_to_rgb(gaussians.sh0[:, 0]).detach().cpu().float()  # [N, 3]
+    ok = (colours - colours[seeds].mean(0)).norm(dim=-1) <= config.colour_tolerance
+    relevance = gaussians.extras.get(RELEVANCE)
+    if relevance is not None:
+        values = relevance.detach().cpu().float()
+        ok &= (values - values[seeds].mean()).abs() <= config.relevance_tolerance
+    return ok
+
+
+def remove_gaussians(scene: GaussianScene, selected: Tensor) -> GaussianScene:
+    """A new scene without the `selected` [N] bool Gaussians (labels and extra channels kept)."""
+    keep = ~selected.to(torch.bool).cpu()
+    gaussians = scene.gaussians.to("cpu").select(keep)
+    return GaussianScene(gaussians.to(scene.device), scene.labels, scene.config)
