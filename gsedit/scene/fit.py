@@ -17,6 +17,7 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneTrainer, check_finite
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+from gsedit.scene.optim import Adam
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
 
@@ -101,7 +102,7 @@ class GaussianTrainer(SceneTrainer):
             "shN": c.shN_lr,
         }
         return {
-            name: torch.optim.Adam(
+            name: Adam(
                 [{"params": self.params[name], "lr": lr * c.lr_scale, "name": name}],
                 eps=1e-15,
             )

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gsedit.cameras import Cameras
 from gsedit.errors import GseditError, InputFileError, MissingPackageError
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, Scene, SceneTrainer, check_finite
+from gsedit.scene.optim import Adam
 from gsedit.torch_files import load_tensor_file
 
 # nerfstudio 1.1.5 pins viser==0.2.7, gsplat==1.4.0 and timm==0.6.7, which clash with gsedit's own
@@ -601,7 +602,7 @@ class NerfactoScene(Scene):
         cameras, maps = cameras.to(self.device), maps.to(self.device, torch.float32)
         head = _head(self.config).to(self.device)
         self.network.heads[name] = head
-        optimizer = torch.optim.Adam(head.parameters(), lr=self.config.lift_lr, eps=1e-15)
+        optimizer = Adam(head.parameters(), lr=self.config.lift_lr, eps=1e-15)
         self.network.eval()  # the geometry is only read: deterministic samples, no proposal updates
         for _ in range(self.config.lift_steps):
             pixels = random_pixels(cameras, self.config.rays_per_batch)
@@ -637,7 +638,7 @@ class NerfactoTrainer(SceneTrainer):
         }
         recipe = {
             name: {
-                "optimizer": AdamOptimizerConfig(lr=c.lr * lr_scale, eps=1e-15),
+                "optimizer": AdamOptimizerConfig(_target=Adam, lr=c.lr * lr_scale, eps=1e-15),
                 "scheduler": ExponentialDecaySchedulerConfig(
                     lr_final=c.lr_final * lr_scale, max_steps=max(1, round(steps * c.decay_horizon))
                 ),
