@@ -22,13 +22,27 @@ is left out.
 rasterizer (backend "torch") on whole frames (SH degree 3 + one extra channel), forward and
 forward + backward, for every thread count of --thread-counts, the two backends interleaved run by
 run; it prints seconds per frame and the speed-ups.
+
+--compare-process times what a user waits for, whole `gsedit` processes (start-up, scene and
+camera files, rendering or optimisation, PNG and .ply writes), the default (native kernels)
+against GSEDIT_NATIVE=0 (the PyTorch rasterizer), the two interleaved in every one of --rounds
+rounds: `gsedit render` of a 100k-Gaussian synthetic labelled scene to orbit:24@512x512, and a
+200-step `gsedit edit` (synthetic stand-in editor) of the 4k-Gaussian labelled scene with 8 views
+at 80x60. It prints the median and the range of each, and the ratio of the medians with the range
+of the per-round ratios.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import tyro
@@ -57,6 +71,12 @@ class BenchConfig:
     """Time the native CPU kernels against the PyTorch rasterizer instead (see above)."""
     thread_counts: list[int] = field(default_factory=lambda: [1, 2])
     """CPU thread counts for --compare-native."""
+    compare_process: bool = False
+    """Time whole `gsedit render` and `gsedit edit` processes, native vs GSEDIT_NATIVE=0 (see above)."""
+    rounds: int = 3
+    """Interleaved rounds of --compare-process."""
+    edit_iters: int = 200
+    """Optimisation steps of the --compare-process edit."""
 
 
 def make_scene(n: int, device: str) -> dict:
@@ -263,9 +283,74 @@ def compare_native(cfg: BenchConfig) -> None:
     torch.set_num_threads(previous)
 
 
+def write_process_scenes(folder: Path) -> dict[str, Path]:
+    """The --compare-process inputs: a 100k-Gaussian and a 4k-Gaussian synthetic labelled scene
+    (5 surface samplings of `points_per_object`: the floor counts twice), and 8 views at 80x60."""
+    from gsedit.cameras.formats import write_inria_cameras
+    from gsedit.cameras.orbit import orbit_cameras
+    from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene, write_synthetic_scene
+
+    big = write_synthetic_scene(folder / "big" / "scene.ply", SyntheticSceneConfig(points_per_object=20_000))
+    small = write_synthetic_scene(folder / "small" / "scene.ply", SyntheticSceneConfig(points_per_object=800))
+    gaussians, _ = make_synthetic_scene(SyntheticSceneConfig(points_per_object=800))
+    write_inria_cameras(orbit_cameras(8, gaussians.bounds(), 80, 60), small)
+    return {"big": big.with_name("scene.ply"), "small": small.with_name("scene.ply"), "small_cams": small}
+
+
+def _timed_process(args: list[str], native: bool) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "GSEDIT_NATIVE"}
+    if not native:
+        env["GSEDIT_NATIVE"] = "0"
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "gsedit", *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"gsedit {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def compare_process(cfg: BenchConfig) -> None:
+    """Prints the whole-process seconds of `gsedit render` and `gsedit edit`, native vs torch."""
+    from gsedit.render import native
+
+    native.require()  # built once here, so no timed process compiles it
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = write_process_scenes(folder)
+        commands = {
+            "render 100k, orbit:24@512x512": lambda out: [
+                "render", str(files["big"]), "--cameras", "orbit:24@512x512", "--out", str(out), "--device", "cpu"
+            ],
+            f"edit 4k, 8 views 80x60, {cfg.edit_iters} steps": lambda out: [
+                "edit", str(files["small"]), "--cameras", str(files["small_cams"]), "--turn", "make the sphere red",
+                "--out", str(out), "--editor", "synthetic", "--iters", str(cfg.edit_iters), "--device", "cpu",
+                "--quiet",
+            ],
+        }
+        seconds = {(name, mode): [] for name in commands for mode in ("native", "torch")}
+        for round_index in range(cfg.rounds):  # interleaved: load from other processes hits both alike
+            for name, argv in commands.items():
+                for mode in ("native", "torch"):
+                    out = folder / f"{len(seconds[name, mode])}_{mode}_{name.split()[0]}"
+                    seconds[name, mode].append(_timed_process(argv(out), mode == "native"))
+            print(f"round {round_index + 1}/{cfg.rounds} done", file=sys.stderr, flush=True)
+    print(f"\nwhole gsedit processes, default (native) vs GSEDIT_NATIVE=0, {cfg.rounds} interleaved rounds")
+    print("{:<34} {:>20} {:>20} {:>8} {:>15}".format("command", "native s (min-max)", "torch s (min-max)",
+                                                     "ratio", "round ratios"))
+    for name in commands:
+        nat, tor = seconds[name, "native"], seconds[name, "torch"]
+        ratios = [t / n for n, t in zip(nat, tor)]
+        print("{:<34} {:>6.2f} ({:>5.2f}-{:>5.2f}) {:>6.2f} ({:>5.2f}-{:>5.2f}) {:>7.2f}x {:>6.2f}-{:>5.2f}x".format(
+            name, statistics.median(nat), min(nat), max(nat), statistics.median(tor), min(tor), max(tor),
+            statistics.median(tor) / statistics.median(nat), min(ratios), max(ratios)))
+
+
 def main(cfg: BenchConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.compare_process:
+        compare_process(cfg)
+        return
     if cfg.compare_native:
         compare_native(cfg)
         return
