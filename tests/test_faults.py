@@ -465,23 +465,21 @@ def test_a_failed_write_names_the_file_marks_the_turn_and_resumes(scene, referen
 def test_render_on_a_full_disk_leaves_only_whole_images(scene, tmp_path, monkeypatch, capsys):
     """The 3rd PNG's write fails half-way: the two before it are whole, no half file or temporary
     is left, and the rerun writes them all."""
-    import imageio.v3 as iio
-
     from gsedit.render.images import read_image
 
     ply, cams = scene
     out = tmp_path / "r"
     argv = ["render", str(ply), "--cameras", str(cams), "--out", str(out), "--device", "cpu"]
-    imwrite, calls = iio.imwrite, {"n": 0}
+    write_bytes, calls = Path.write_bytes, {"n": 0}
 
-    def filling(path, image, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            Path(path).write_bytes(b"\x89PNG\r\n")  # what a full disk leaves: the start of a file
+    def filling(path, data):  # the PNGs are encoded in memory, then written to a temporary
+        calls["n"] += path.suffix == ".tmp"
+        if path.suffix == ".tmp" and calls["n"] == 3:
+            write_bytes(path, b"\x89PNG\r\n")  # what a full disk leaves: the start of a file
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return imwrite(path, image, *args, **kwargs)
+        return write_bytes(path, data)
 
-    monkeypatch.setattr(iio, "imwrite", filling)
+    monkeypatch.setattr(Path, "write_bytes", filling)
     assert main(argv) == 1
     message = said(capsys)
     assert "the disk is full" in message and str(out / "rgb") in message and ".tmp" not in message

@@ -22,13 +22,35 @@ is left out.
 rasterizer (backend "torch") on whole frames (SH degree 3 + one extra channel), forward and
 forward + backward, for every thread count of --thread-counts, the two backends interleaved run by
 run; it prints seconds per frame and the speed-ups.
+
+--compare-process times what a user waits for, whole `gsedit` processes (start-up, scene and
+camera files, rendering or optimisation, PNG and .ply writes), the default (native kernels)
+against GSEDIT_NATIVE=0 (the PyTorch rasterizer), the two interleaved in every one of --rounds
+rounds: `gsedit render` of a 100k-Gaussian synthetic labelled scene to orbit:24@512x512, and a
+200-step `gsedit edit` (synthetic stand-in editor) of the 4k-Gaussian labelled scene with 8 views
+at 80x60. It prints the median and the range of each, and the ratio of the medians with the range
+of the per-round ratios.
+
+--composite-flops times the native compositing forward alone (frames per second, on this
+process's torch threads) at every --counts x --resolutions, counts the (pixel, list entry) pairs it
+evaluates (every entry of a tile's list whose row box reaches a row, up to the last entry any pixel
+of that row uses) and turns them into FLOP/s with the operation count of one pixel-entry in
+cuda_ext/cpu_kernels.cpp (`row_forward` with its exp polynomial, then one FMA per channel and the
+alpha sum; an FMA counts 2), against a peak of threads x --ghz x 2 FMA units x 2 FLOP x 16
+float lanes (AVX-512; 8 for the 256-bit vectors GCC emits for -march=native here).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import tyro
@@ -57,6 +79,16 @@ class BenchConfig:
     """Time the native CPU kernels against the PyTorch rasterizer instead (see above)."""
     thread_counts: list[int] = field(default_factory=lambda: [1, 2])
     """CPU thread counts for --compare-native."""
+    compare_process: bool = False
+    """Time whole `gsedit render` and `gsedit edit` processes, native vs GSEDIT_NATIVE=0 (see above)."""
+    rounds: int = 3
+    """Interleaved rounds of --compare-process."""
+    edit_iters: int = 200
+    """Optimisation steps of the --compare-process edit."""
+    composite_flops: bool = False
+    """Time the native compositing forward and estimate its FLOP/s against the CPU's peak (see above)."""
+    ghz: float = 2.6
+    """Clock for --composite-flops' peak (this VM's TSC; /proc/cpuinfo shows no turbo clock)."""
 
 
 def make_scene(n: int, device: str) -> dict:
@@ -263,9 +295,151 @@ def compare_native(cfg: BenchConfig) -> None:
     torch.set_num_threads(previous)
 
 
+def write_process_scenes(folder: Path) -> dict[str, Path]:
+    """The --compare-process inputs: a 100k-Gaussian and a 4k-Gaussian synthetic labelled scene
+    (5 surface samplings of `points_per_object`: the floor counts twice), and 8 views at 80x60."""
+    from gsedit.cameras.formats import write_inria_cameras
+    from gsedit.cameras.orbit import orbit_cameras
+    from gsedit.data.synthetic import (
+        SyntheticSceneConfig,
+        make_synthetic_scene,
+        write_synthetic_scene,
+    )
+
+    big = write_synthetic_scene(folder / "big" / "scene.ply", SyntheticSceneConfig(points_per_object=20_000))
+    small = write_synthetic_scene(folder / "small" / "scene.ply", SyntheticSceneConfig(points_per_object=800))
+    gaussians, _ = make_synthetic_scene(SyntheticSceneConfig(points_per_object=800))
+    write_inria_cameras(orbit_cameras(8, gaussians.bounds(), 80, 60), small)
+    return {"big": big.with_name("scene.ply"), "small": small.with_name("scene.ply"), "small_cams": small}
+
+
+def _timed_process(args: list[str], native: bool) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "GSEDIT_NATIVE"}
+    if not native:
+        env["GSEDIT_NATIVE"] = "0"
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "gsedit", *args], env=env, capture_output=True, text=True,
+                            check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"gsedit {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return seconds
+
+
+def compare_process(cfg: BenchConfig) -> None:
+    """Prints the whole-process seconds of `gsedit render` and `gsedit edit`, native vs torch."""
+    from gsedit.render import native
+
+    native.require()  # built once here, so no timed process compiles it
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = write_process_scenes(folder)
+        commands = {
+            "render 100k, orbit:24@512x512": lambda out: [
+                "render", str(files["big"]), "--cameras", "orbit:24@512x512", "--out", str(out), "--device", "cpu"
+            ],
+            f"edit 4k, 8 views 80x60, {cfg.edit_iters} steps": lambda out: [
+                "edit", str(files["small"]), "--cameras", str(files["small_cams"]), "--turn", "make the sphere red",
+                "--out", str(out), "--editor", "synthetic", "--iters", str(cfg.edit_iters), "--device", "cpu",
+                "--quiet",
+            ],
+        }
+        seconds = {(name, mode): [] for name in commands for mode in ("native", "torch")}
+        for round_index in range(cfg.rounds):  # interleaved: load from other processes hits both alike
+            for name, argv in commands.items():
+                for mode in ("native", "torch"):
+                    out = folder / f"{len(seconds[name, mode])}_{mode}_{name.split()[0]}"
+                    seconds[name, mode].append(_timed_process(argv(out), mode == "native"))
+            print(f"round {round_index + 1}/{cfg.rounds} done", file=sys.stderr, flush=True)
+    print(f"\nwhole gsedit processes, default (native) vs GSEDIT_NATIVE=0, {cfg.rounds} interleaved rounds")
+    print("{:<34} {:>20} {:>20} {:>8} {:>15}".format("command", "native s (min-max)", "torch s (min-max)",
+                                                     "ratio", "round ratios"))
+    for name in commands:
+        nat, tor = seconds[name, "native"], seconds[name, "torch"]
+        ratios = [t / n for n, t in zip(nat, tor)]
+        med_n, med_t = statistics.median(nat), statistics.median(tor)
+        print(f"{name:<34} {med_n:>6.2f} ({min(nat):>5.2f}-{max(nat):>5.2f}) {med_t:>6.2f} "
+              f"({min(tor):>5.2f}-{max(tor):>5.2f}) {med_t / med_n:>7.2f}x {min(ratios):>6.2f}-{max(ratios):>5.2f}x")
+
+
+# FLOP of one (pixel, entry) pair in row_forward, counted in cuda_ext/cpu_kernels.cpp: dx 2, -sigma 5,
+# vexp 24 (clamps 2, rounding FMA + subtract 3, Cody-Waite 2 FMA 4, 7 Horner FMA 14, scale 1), alpha 2,
+# the masks 4, T(1 - alpha) 2, stop 2, add 1, w 2, T select 1, live 1, last 3, stops 1
+ROW_FORWARD_FLOP = 50
+
+
+def pixel_entries(means2d, conics, opacities, flatten_ids, offsets, last, side: int, tile: int) -> tuple[int, int]:
+    """Bounds on the (pixel, list entry) pairs the compositing forward evaluates for one
+    [1, side, side] frame: per tile row, the entries whose row box (entry_geometry's) reaches the
+    row, times the row's width, up to the row's largest `last` (low: a row walks at least that far)
+    or to the list's end (high: a row whose pixels never saturate walks the whole list)."""
+    tiles = (side + tile - 1) // tile
+    counts = torch.diff(torch.cat([offsets.flatten(), offsets.new_tensor([flatten_ids.numel()])]))
+    tile_of = torch.repeat_interleave(torch.arange(tiles * tiles), counts)  # [M]
+    k = torch.arange(flatten_ids.numel()) - offsets.flatten()[tile_of]  # index within the tile's list
+    g = flatten_ids.long()
+    a, b, c = conics[0, g].double().unbind(-1)
+    reach = torch.log(opacities[0, g].double() * 255.0)
+    half_y = torch.sqrt(2.0 * (reach.clamp_min(0) * 1.01 + 1e-2) * a / (a * c - b * b)) * 1.001 + 1e-3
+    y0 = (tile_of // tiles * tile).double()
+    lo = torch.ceil(means2d[0, g, 1].double() - half_y - 0.5 - y0).clamp_min(0)
+    hi = torch.floor(means2d[0, g, 1].double() + half_y - 0.5 - y0).clamp_max(tile - 1)
+    hi = torch.where(reach > -1e-3, hi, lo - 1)  # alpha < 1/255 everywhere: no row
+    padded = torch.zeros(tiles * tile, tiles * tile)
+    padded[:side, :side] = last[0]
+    row_last = padded.reshape(tiles, tile, tiles, tile).amax(-1).permute(0, 2, 1).reshape(-1, tile)  # [T, rows]
+    rows = torch.arange(tile).double()
+    reached = (rows >= lo[:, None]) & (rows <= hi[:, None])  # [M, rows]
+    return int((reached & (k[:, None] < row_last[tile_of])).sum()) * tile, int(reached.sum()) * tile
+
+
+def composite_flops(cfg: BenchConfig) -> None:
+    """Prints frames per second of the native compositing forward and its estimated FLOP/s."""
+    from gsedit.render import native
+    from gsedit.render.rasterize import NATIVE_TILE_SIZE
+
+    native.require()
+    threads = torch.get_num_threads()
+    peak = threads * cfg.ghz * 1e9 * 2 * 2 * 16
+    print(f"\nnative compositing forward, {threads} threads, peak {peak / 1e9:.0f} GFLOP/s "
+          f"(AVX-512 at {cfg.ghz} GHz; {peak / 2e9:.0f} with 256-bit vectors)")
+    header = ("N", "res", "frames/s", "pixel-entries", "core-ns/px-entry", "GFLOP/s", "of peak", "of 256b")
+    print("{:>7} {:>5} {:>9} {:>19} {:>17} {:>11} {:>11} {:>11}".format(*header))
+    for n in cfg.counts:
+        scene = make_scene(n, "cpu")
+        for side in cfg.resolutions:
+            _, info = run_frame(scene, side, "cpu", "native", False, cfg)
+            channels = 3 + 1 + 1  # SH colour, the extra channel, depth
+            features = torch.rand(1, n, channels)
+            means2d = info["means2d"].detach()
+            isect = native.intersect_tiles(means2d, info["radii"], info["depths"].detach(), NATIVE_TILE_SIZE, side, side)
+            args = [t.contiguous() for t in (means2d, info["conics"].detach(), info["opacities"], features)]
+            lists = (isect.flatten_ids, isect.tile_offsets, isect.tile_counts)
+            best = float("inf")
+            for _ in range(cfg.repeats + 1):
+                start = time.perf_counter()
+                *_, last = torch.ops.gsedit_native.composite_forward(
+                    *args, *lists, side, side, NATIVE_TILE_SIZE, info["tile_width"]
+                )
+                best = min(best, time.perf_counter() - start)
+            low, high = pixel_entries(*args[:3], isect.flatten_ids, isect.tile_offsets, last, side, NATIVE_TILE_SIZE)
+            gflops = [pairs * (ROW_FORWARD_FLOP + 2 * channels + 1) / best / 1e9 for pairs in (low, high)]
+            print("{:>7} {:>5} {:>9.2f} {:>8.2e}-{:>8.2e} {:>7.2f}-{:>7.2f} {:>5.1f}-{:>5.1f} {:>4.1%}-{:>5.1%} "
+                  "{:>4.1%}-{:>5.1%}".format(
+                      n, side, 1 / best, low, high, best * 1e9 * threads / high, best * 1e9 * threads / low,
+                      *gflops, *(g * 1e9 / peak for g in gflops), *(2 * g * 1e9 / peak for g in gflops)),
+                  flush=True)
+
+
 def main(cfg: BenchConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.composite_flops:
+        composite_flops(cfg)
+        return
+    if cfg.compare_process:
+        compare_process(cfg)
+        return
     if cfg.compare_native:
         compare_native(cfg)
         return

@@ -116,11 +116,23 @@ class OpenClipEncoder:
         return self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
 
 
-def _load_transformers(model_id: str, device: str | torch.device) -> HFClipEncoder:
-    from transformers import CLIPModel, CLIPProcessor
+def _in_hub_cache(model_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
 
+    try:
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except ValueError:  # not a valid hub id: transformers names it below
+        return True
+
+
+def _load_transformers(model_id: str, device: str | torch.device) -> HFClipEncoder:
     local = Path(model_id).expanduser()
     source = str(local) if local.is_dir() else model_id
+    if not local.is_dir() and hub_offline() and not _in_hub_cache(model_id):
+        # said before transformers' CLIP classes load: they import torchvision and torch._dynamo (seconds)
+        raise ModelMissingError("CLIP", model_id, _OPTION, detail="HF_HUB_OFFLINE is set")
+    from transformers import CLIPModel, CLIPProcessor
+
     try:
         model = CLIPModel.from_pretrained(source, local_files_only=hub_offline())
         processor = CLIPProcessor.from_pretrained(source, local_files_only=hub_offline())

@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = ["LpipsNet", "edit_psnr", "load_lpips", "lpips", "lpips_backbone_file", "psnr", "ssim"]
 
-#: torchvision builder and weights enum of each LPIPS backbone (the ImageNet V1 weights LPIPS was trained on)
+#: torchvision builder and the url of its ImageNet V1 weights (those LPIPS was trained on) per LPIPS
+#: backbone; written out because importing torchvision to read them imports torch._dynamo (seconds);
+#: tests/metrics/test_image_metrics.py checks them against torchvision's weights enums
 _BACKBONES = {
-    "alex": ("alexnet", "AlexNet_Weights"),
-    "vgg": ("vgg16", "VGG16_Weights"),
-    "squeeze": ("squeezenet1_1", "SqueezeNet1_1_Weights"),
+    "alex": ("alexnet", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+    "vgg": ("vgg16", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    "squeeze": ("squeezenet1_1", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"),
 }
 
 
@@ -76,10 +78,7 @@ def _import_torchmetrics_lpips():
 
 def lpips_backbone_file(net: LpipsNet) -> tuple[str, Path]:
     """(download url, torch hub cache path) of the torchvision ImageNet weights the `net` backbone uses."""
-    import torchvision
-
-    _, weights_enum = _BACKBONES[net]
-    url = getattr(torchvision.models, weights_enum).IMAGENET1K_V1.url
+    _, url = _BACKBONES[net]
     return url, Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
@@ -148,8 +147,8 @@ def load_lpips(
     """
     if net not in _BACKBONES:
         raise ValueError(f"net: expected one of {sorted(_BACKBONES)}, got {net!r}")
+    path = _resolve_backbone_weights(net, backbone_weights)  # first: torchmetrics imports torch._dynamo
     tm_lpips = _import_torchmetrics_lpips()
-    path = _resolve_backbone_weights(net, backbone_weights)
     # pnet_rand builds the backbone without torchvision's own (downloading) weight loader
     module = tm_lpips._LPIPS(pretrained=True, net=net, pnet_rand=True, eval_mode=True)
     state = load_tensor_file(path, f"; LPIPS-{net} needs torchvision's {_BACKBONES[net][0]} weights")

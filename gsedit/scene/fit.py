@@ -18,6 +18,7 @@ from gsedit.render.filters import ssim
 from gsedit.scene.base import PARAMETER_CHECK_EVERY, RenderOutput, SceneOptimizer, check_finite
 from gsedit.scene.fit_config import FitConfig
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
+from gsedit.scene.optim import Adam
 from gsedit.scene.random_views import optimize_on_random_views
 
 REFERENCE_STEPS = 30_000  # the 3DGS schedule below is written for this many steps
@@ -77,7 +78,7 @@ class GaussianOptimizer(SceneOptimizer):
             "shN": c.shN_lr,
         }
         return {
-            name: torch.optim.Adam(
+            name: Adam(
                 [{"params": self.params[name], "lr": lr * c.lr_scale, "name": name}],
                 eps=1e-15,
             )

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.scene.backproject import render_features
+from gsedit.scene.optim import Adam
 
 if TYPE_CHECKING:
     from gsedit.scene.gaussian_scene import GaussianScene
@@ -65,7 +66,7 @@ def fit_channel(
     cameras = cameras.to(scene.device)
     maps = maps.to(scene.device, torch.float32)
     values = torch.full((len(scene),), float(init), device=scene.device, requires_grad=True)
-    optimizer = torch.optim.Adam([values], lr=lr)
+    optimizer = Adam([values], lr=lr)
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
     batch = max(1, min(views_per_step, len(cameras)))

@@ -134,6 +134,18 @@ def test_masked_lpips(random_squeezenet_cache):
     assert torch.isnan(lpips(a, b, torch.zeros(2, 48, 40), net=net)).all()
 
 
+@pytest.mark.parametrize(
+    ("net", "weights_enum"),
+    [("alex", "AlexNet_Weights"), ("vgg", "VGG16_Weights"), ("squeeze", "SqueezeNet1_1_Weights")],
+)
+def test_lpips_backbone_urls_are_torchvisions(net, weights_enum):
+    import torchvision
+
+    url, cached = lpips_backbone_file(net)
+    assert url == getattr(torchvision.models, weights_enum).IMAGENET1K_V1.url
+    assert cached.name == url.rsplit("/", 1)[-1]
+
+
 def test_lpips_weights_missing_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

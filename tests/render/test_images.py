@@ -165,3 +165,22 @@ def test_folder_errors(tmp_path):
     with pytest.raises(InputFileError, match="different sizes") as info:
         read_image_stack([tmp_path / "b.png", tmp_path / "a.png"], tmp_path, read_mask)
     assert info.value.path == tmp_path
+
+
+def test_save_images_writes_the_pngs_imageio_writes(tmp_path):
+    """Encoded on a thread pool, written in order: the same files as one imageio call per image."""
+    import torch
+
+    from gsedit.render.images import save_images, to_uint8
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(7, 20, 30, 3, generator=gen)
+    save_images(tmp_path / "rgb", images, [f"view{i}" for i in range(7)])
+    save_images(tmp_path / "grey", images[..., 0])
+    for i, array in enumerate(to_uint8(images)):
+        iio.imwrite(tmp_path / "ref.png", array)
+        assert (tmp_path / "rgb" / f"view{i}.png").read_bytes() == (tmp_path / "ref.png").read_bytes()
+        assert np.array_equal(iio.imread(tmp_path / "grey" / f"{i:04d}.png"), array[..., 0])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["rgb", "grey", "ref.png"] + [f"view{i}.png" for i in range(7)] + [f"{i:04d}.png" for i in range(7)]
+    )

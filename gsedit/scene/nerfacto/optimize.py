@@ -16,6 +16,7 @@ from gsedit.scene.nerfacto.nerfstudio_parts import (
     distortion_loss,
     interlevel_loss,
 )
+from gsedit.scene.optim import Adam
 
 
 class NerfactoOptimizer(SceneOptimizer):
@@ -36,7 +37,7 @@ class NerfactoOptimizer(SceneOptimizer):
         }
         recipe = {
             name: {
-                "optimizer": AdamOptimizerConfig(lr=c.lr * lr_scale, eps=1e-15),
+                "optimizer": AdamOptimizerConfig(_target=Adam, lr=c.lr * lr_scale, eps=1e-15),
                 "scheduler": ExponentialDecaySchedulerConfig(
                     lr_final=c.lr_final * lr_scale, max_steps=max(1, round(steps * c.decay_horizon))
                 ),

@@ -26,6 +26,7 @@ from gsedit.scene.nerfacto.field import (
     reproducible,
 )
 from gsedit.scene.nerfacto.optimize import NerfactoOptimizer, cpu_copy
+from gsedit.scene.optim import Adam
 from gsedit.torch_files import load_tensor_file
 
 CHECKPOINT_FORMAT = "gsedit-nerfacto"
@@ -224,7 +225,7 @@ class NerfactoScene(Scene):
         cameras, maps = cameras.to(self.device), maps.to(self.device, torch.float32)
         head = make_head(self.config).to(self.device)
         self.network.heads[name] = head
-        optimizer = torch.optim.Adam(head.parameters(), lr=self.config.lift_lr, eps=1e-15)
+        optimizer = Adam(head.parameters(), lr=self.config.lift_lr, eps=1e-15)
         self.network.eval()  # the geometry is only read: deterministic samples, no proposal updates
         for _ in range(self.config.lift_steps):
             pixels = random_pixels(cameras, self.config.rays_per_batch)
