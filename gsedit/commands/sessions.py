@@ -250,8 +250,11 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
 
 def _run_pending_turns(args, session: Session, device, load_scene, formats: list[str]):
     """Runs the session's pending turns with its editor; the live viewer if --view, else None."""
-    plugins = session.data["plugins"]
+    from gsedit.commands.budget import preflight
+
+    plugins, memory = preflight(args, session, session.data["plugins"], device, load_scene)
     engine = Engine(
+        preflight=memory,
         load_scene=load_scene,
         cameras_for=lambda scene: session_cameras(session, scene),
         editor=build_editor(plugins, device),

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from gsedit.errors import GseditError, InputFileError, ModelMissingError, hub_offline
 from gsedit.models.base import EditOutput, ImageEditor
+from gsedit.models.offload import OFFLOADED, on_device
 from gsedit.models.relevance import binarize, relevance_from_eps, relevance_map
 
 if TYPE_CHECKING:
@@ -72,6 +73,12 @@ class IP2PConfig:
     xformers = needs the xformers package."""
     max_batch: int = 4
     """Views per UNet call (a view is 3 rows with guidance); lower it when memory runs out."""
+    vae_tiling: bool = False
+    """Encode and decode large images in overlapping tiles of the VAE's sample size (less memory
+    above it, seams blended; diffusers' `enable_tiling`)."""
+    offload: Literal["none", "text_vae", "model"] = "none"
+    """Keep networks in CPU memory between calls: text_vae = the text encoder and the VAE visit the
+    device only for their calls; model = the UNet too (least memory, slowest)."""
     local_files_only: bool = False
     """Never download: only a local folder or the Hugging Face cache (also on with HF_HUB_OFFLINE=1)."""
 
@@ -234,8 +241,13 @@ class IP2PEditor(ImageEditor):
         for module in (unet, vae, text_encoder):
             module.eval().requires_grad_(False)
         _set_attention(unet, self.config.attention)
+        if self.config.vae_tiling:
+            vae.enable_tiling()
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         self.device, self.dtype = unet.device, unet.dtype
+        self._offloaded = OFFLOADED[self.config.offload]
+        for name in self._offloaded:
+            getattr(self, name).to("cpu")
         self.num_train = num_train
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)  # pixels per latent
         scheduler.set_timesteps(self.config.steps)
@@ -395,12 +407,14 @@ class IP2PEditor(ImageEditor):
         and the same latents then also stand for the input outside edit regions.
         """
         chunks = pixels.to(self.dtype).split(self.config.max_batch)
-        return torch.cat([self.vae.encode(x).latent_dist.mode().float() for x in chunks])
+        with self._on_device("vae") as vae:
+            return torch.cat([vae.encode(x).latent_dist.mode().float() for x in chunks])
 
     def _decode(self, latents: Tensor) -> Tensor:
         """[B, C, h, w] unscaled latents -> [B, 3, H', W'] images in [0, 1] (float32)."""
         chunks = latents.to(self.dtype).split(self.config.max_batch)
-        images = torch.cat([self.vae.decode(z).sample.float() for z in chunks])
+        with self._on_device("vae") as vae:
+            images = torch.cat([vae.decode(z).sample.float() for z in chunks])
         return (images / 2 + 0.5).clamp(0, 1)
 
     def _randn(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
@@ -418,7 +432,8 @@ class IP2PEditor(ImageEditor):
                 truncation=True,
                 return_tensors="pt",
             ).input_ids.to(self.device)
-            self._text = (instruction, self.text_encoder(ids)[0].to(self.dtype))
+            with self._on_device("text_encoder") as text_encoder:
+                self._text = (instruction, text_encoder(ids)[0].to(self.dtype))
         return self._text[1]
 
     def _predict(
@@ -446,11 +461,16 @@ class IP2PEditor(ImageEditor):
         states = torch.cat([text[0 if txt else 1].expand(n, -1, -1) for txt, _ in branches])
         t = torch.tensor(timestep, device=self.device)
         rows = self.config.max_batch * len(branches)  # max_batch views per UNet call
-        eps = [
-            self.unet(x, t, encoder_hidden_states=s).sample.float()
-            for x, s in zip(inputs.split(rows), states.split(rows))
-        ]
+        with self._on_device("unet") as unet:
+            eps = [
+                unet(x, t, encoder_hidden_states=s).sample.float()
+                for x, s in zip(inputs.split(rows), states.split(rows))
+            ]
         return list(torch.cat(eps).split(n))
+
+    def _on_device(self, name: str):
+        """The network `name` on the editor's device for a block (offloaded ones visit, see offload.py)."""
+        return on_device(getattr(self, name), self.device, name in self._offloaded)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -482,6 +502,7 @@ def _check_config(config: IP2PConfig) -> None:
         ("relevance_samples", config.relevance_samples >= 1, ">= 1"),
         ("iqr_factor", config.iqr_factor >= 0, ">= 0"),
         ("relevance_threshold", 0 <= config.relevance_threshold <= 1, "in [0, 1]"),
+        ("offload", config.offload in OFFLOADED, f"one of {list(OFFLOADED)}"),
         (
             "attention",
             config.attention in ("sdpa", "sliced", "xformers"),
