@@ -14,17 +14,14 @@ from gsedit.edit.session import Session, session_cameras
 MEMORY_FIELDS = ("dtype", "attention", "vae_tiling", "max_batch", "offload")
 
 
-def preflight(args, session: Session, plugins: dict, device, load_scene) -> tuple[dict, Preflight | None]:
+def preflight(args, session: Session, plugins: dict, device, load_scene, adss: bool, ip2p_config) -> tuple[dict, Preflight | None]:
     """(the plug-in settings to build the editor with, the pre-flight) for the pending turns.
 
     The memory settings come from this command line (they may differ from the session's); with a
     budget (--gpu-memory, or the device's free memory on CUDA) the cheapest ones that fit are added
-    and printed. Raises GseditError before any work when nothing fits.
+    and printed. Raises GseditError before any work when nothing fits. `adss`: whether the turns load
+    ADSS; `ip2p_config`: the IP2PConfig of a settings dict (as sessions.py builds it).
     """
-    from gsedit.models.ip2p import IP2PConfig
-
-    from gsedit.commands.sessions import config_from_dict, needs_adss
-
     run_settings = {name: getattr(args.ip2p, name) for name in MEMORY_FIELDS}
     plugins = dict(plugins, ip2p={**plugins["ip2p"], **run_settings})
     gpu_memory = getattr(args, "gpu_memory", None)  # commands that run sessions without the option
@@ -37,8 +34,8 @@ def preflight(args, session: Session, plugins: dict, device, load_scene) -> tupl
         budget = free if budget is None else budget
     if budget is None:
         return plugins, None  # on CPU without --gpu-memory: no budget to keep
-    shape, arch, segmenter = _turn_shape(session, plugins, load_scene, needs_adss(session))
-    config = config_from_dict(IP2PConfig, plugins["ip2p"])
+    shape, arch, segmenter = _turn_shape(session, plugins, load_scene, adss)
+    config = ip2p_config(plugins["ip2p"])
     chosen = plan(shape, config, arch, budget, segmenter)
     console.print(
         f"memory: about {chosen.estimate.describe()} for {shape.gaussians:,} Gaussians at "

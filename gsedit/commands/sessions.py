@@ -251,8 +251,10 @@ def _run_edit(args, device, lock: FolderLock, turns: list[Turn] | None):
 def _run_pending_turns(args, session: Session, device, load_scene, formats: list[str]):
     """Runs the session's pending turns with its editor; the live viewer if --view, else None."""
     from gsedit.commands.budget import preflight
+    from gsedit.models.ip2p import IP2PConfig
 
-    plugins, memory = preflight(args, session, session.data["plugins"], device, load_scene)
+    plugins, memory = preflight(args, session, session.data["plugins"], device, load_scene, needs_adss(session),
+                                lambda settings: config_from_dict(IP2PConfig, settings))
     engine = Engine(
         preflight=memory,
         load_scene=load_scene,

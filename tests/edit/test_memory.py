@@ -150,3 +150,21 @@ def test_out_of_memory_fails_the_turn_with_advice_and_resumes(labelled, tmp_path
     # memory settings other than the session's are accepted on --resume
     assert main([*second, "--ip2p.max-batch", "1", "--ip2p.offload", "text_vae"]) == 0
     assert (out / "turn_02" / "scene.ply").is_file()
+
+
+def test_a_budget_nothing_fits_is_refused_before_any_work(labelled, tmp_path, capsys):
+    from gsedit.cli import main
+
+    scene, cams = labelled
+    out = tmp_path / "S"
+    args = ["edit", str(scene), "--cameras", str(cams), "--turn", "make the sphere red", "--out", str(out),
+            "--editor", "synthetic", "--segmenter", "labels", "--device", "cpu", "--iters", "4", "--quiet"]
+    assert main([*args, "--gpu-memory", "0.000001"]) != 0
+    message = " ".join(capsys.readouterr().err.split())
+    assert "Nothing was run" in message and "budget is 0.0 GB" in message
+    assert not (out / "turn_01").exists()
+    assert main([*args, "--resume", "--gpu-memory", "1"]) == 0  # a budget that fits runs, and says so
+    captured = capsys.readouterr()
+    printed = " ".join((captured.out + captured.err).split())
+    assert "memory: about" in printed and "budget 1.0 GB" in printed
+    assert (out / "turn_01" / "scene.ply").is_file()

@@ -10,19 +10,19 @@ from tiny_ip2p import save_tiny_ip2p
 from gsedit.models.ip2p import IP2PConfig, IP2PEditor
 
 #: setting -> (config change, largest allowed |difference| per pixel, mean allowed): exact
-#: reorderings agree to float32 rounding (measured 1.5e-6); tiling decodes overlapping tiles apart and
+#: reorderings agree to float32 rounding (measured 2e-6); tiling decodes overlapping tiles apart and
 #: blends them: this random VAE's decoder mixes its whole latent grid, so pixels near tile borders move
-#: by up to 0.38, the mean by 0.024 (a trained VAE is far more local); bfloat16 rounds every weight
-#: and activation (measured max 0.021, mean 0.0022; CPU has no float16 convolutions to test)
+#: by up to 0.33, the mean by 0.023 (a trained VAE is far more local); float16 rounds every weight and
+#: activation (measured max 0.0038, mean 0.00036)
 SETTINGS = {
     "attention_sliced": ({"attention": "sliced"}, 1e-4, 1e-5),
     "one_view_per_call": ({"max_batch": 1}, 1e-4, 1e-5),
     "offload_text_vae": ({"offload": "text_vae"}, 0.0, 0.0),
     "offload_model": ({"offload": "model"}, 0.0, 0.0),
     "vae_tiling": ({"vae_tiling": True}, 0.5, 0.03),
-    "bfloat16": ({"dtype": "bfloat16"}, 0.05, 0.005),
+    "float16": ({"dtype": "float16"}, 0.02, 0.002),
 }
-SIZE = (80, 96)  # above the tiny VAE's 64 px tile, so tiling really tiles
+SIZE = (72, 80)  # above the tiny VAE's 64 px tile, so tiling really tiles
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,11 @@ def model_dir(tmp_path_factory):
 
 
 def edit(model_dir, **change) -> torch.Tensor:
-    editor = IP2PEditor.from_pretrained(IP2PConfig(**{"model": str(model_dir), "steps": 6, "max_batch": 3, **change}), "cpu")
+    editor = IP2PEditor.from_pretrained(IP2PConfig(**{"model": str(model_dir), "steps": 4, "max_batch": 2, **change}), "cpu")
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(3, *SIZE, 3, generator=g)
-    conditions = torch.rand(3, *SIZE, 3, generator=g)
-    out = editor.edit(images, conditions, "make it red", torch.tensor([0.9, 0.7, 0.5]), generator=torch.Generator().manual_seed(1))
+    images = torch.rand(2, *SIZE, 3, generator=g)
+    conditions = torch.rand(2, *SIZE, 3, generator=g)
+    out = editor.edit(images, conditions, "make it red", torch.tensor([0.9, 0.6]), generator=torch.Generator().manual_seed(1))
     return out.images
 
 
