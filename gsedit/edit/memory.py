@@ -190,6 +190,9 @@ def plan(
         if after.total < current.total:
             config, current = candidate, after
             chosen.append(label)
+    # a later step that sets the same settings supersedes an earlier one (2 views, then 1 view per call)
+    changes = dict(STEPS)
+    chosen = [a for i, a in enumerate(chosen) if not any(changes[a].keys() == changes[b].keys() for b in chosen[i + 1:])]
     return Plan(config, chosen, current, budget is None or current.total <= budget)
 
 
