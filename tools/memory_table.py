@@ -8,7 +8,6 @@ picks for common cards. Estimates until tools/gpu_checks.sh measures them on a d
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 from gsedit.edit.memory import GB, TurnShape, estimate, gb, plan, segmenter_bytes
 from gsedit.models.footprint import blip_large_params, editor_architecture, sam_params

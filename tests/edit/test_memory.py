@@ -12,12 +12,11 @@ import torch
 
 from gsedit.edit import memory
 from gsedit.edit.memory import GB, STEPS, TurnShape, estimate, plan
-from gsedit.errors import GseditError
 from gsedit.models.footprint import editor_architecture
 from gsedit.models.ip2p import IP2PConfig
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
-from tiny_ip2p import save_tiny_ip2p  # noqa: E402
+from tiny_ip2p import save_tiny_ip2p
 
 SHAPE = TurnShape(gaussians=3_000_000, sh_degree=3, extras=2, views=40, width=1024, height=1024)
 
@@ -71,9 +70,10 @@ def test_plan_takes_the_cheapest_steps_in_order_and_only_what_is_needed(arch):
     chosen = plan(SHAPE, base, arch, half)
     assert chosen.fits and chosen.chosen == [STEPS[0][0]] and chosen.config.dtype == "float16"
     labels = [label for label, _ in STEPS]
-    tight = plan(SHAPE, base, arch, estimate(SHAPE, replace(base, dtype="float16", vae_tiling=True, max_batch=1,
-                                                            offload="text_vae"), arch).total)
-    assert tight.fits and tight.estimate.total <= tight.estimate.total
+    budget = estimate(SHAPE, replace(base, dtype="float16", vae_tiling=True, max_batch=1, offload="text_vae"),
+                      arch).total
+    tight = plan(SHAPE, base, arch, budget)
+    assert tight.fits and tight.estimate.total <= budget and "model CPU offload" not in " ".join(tight.chosen)
     assert tight.chosen == sorted(tight.chosen, key=labels.index)  # in the documented order
     assert labels[1] not in tight.chosen  # slicing saves nothing over fused attention: passed over
 
@@ -121,7 +121,7 @@ def _patch_stage(monkeypatch, stage: str) -> None:
         monkeypatch.setattr(rasterize_module, "rasterize",
                             lambda *a, **k: _oom() if torch.is_grad_enabled() else real(*a, **k))
     else:  # the segmenter: the labels segmenter's masks
-        import gsedit.edit.masks as masks
+        from gsedit.edit import masks
 
         name = next(n for n in ("label_masks", "masks_from_labels") if hasattr(masks, n))
         monkeypatch.setattr(masks, name, _oom)

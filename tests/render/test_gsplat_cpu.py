@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from gsedit.render import native
-from gsedit.render.rasterize import rasterize
 from gsedit.scene.fit import FitConfig
 from gsedit.scene.gaussian_scene import GaussianScene, GaussianSceneConfig
 from tests.render import gsplat_cpu
