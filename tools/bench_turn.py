@@ -330,6 +330,7 @@ def bench_size(
     """Runs one turn at `size` on a fresh copy of the scene; returns its timings and counts."""
     scene = load_scene(cfg, device)
     cameras = cameras_at(cfg, scene, size)
+    estimate_mib = memory_estimate(editor, scene, cameras) / 2**20
     originals = scene.render(cameras).rgb
     clock = Clock(device)
     reset_peaks(device)
@@ -352,9 +353,23 @@ def bench_size(
         "edits/s": clock.edited_images / max(phases["editing"], 1e-9),
         "it/s": clock.steps / max(phases["optimisation"], 1e-9),
         "peak MiB": peak_mb(device),
+        "estimate MiB": estimate_mib,
         "edited": clock.edited_images,
         "projected": projected(phases, settings.iters, load_preset(cfg.method)[0].iters),
     }
+
+
+def memory_estimate(editor: IP2PEditor, scene, cameras) -> float:
+    """gsedit's pre-flight estimate (bytes) of this turn, for the measured peak to be set against:
+    the editor's architecture from the configs of the model it loaded (the tiny one's folder; the
+    SD1.5 random stand-in keeps the default model's id), in the dtype and settings it runs with."""
+    from gsedit.edit.memory import TurnShape, estimate
+    from gsedit.models.footprint import editor_architecture
+
+    dtype = {torch.float16: "float16", torch.bfloat16: "bfloat16"}.get(editor.dtype, "float32")
+    shape = TurnShape(len(scene), scene.gaussians.sh_degree, 2, len(cameras), cameras.width, cameras.height,
+                      segmenter="none")
+    return estimate(shape, replace(editor.config, dtype=dtype), editor_architecture(editor.config.model)).total
 
 
 def warm_up(editor: IP2PEditor, size: int, device: torch.device) -> None:
@@ -377,6 +392,7 @@ def print_table(rows: list[dict], device: torch.device, preset_iters: int) -> No
     lines += [(f"{p} s", p) for p in PHASES] + [("total s", "total")]
     lines += [("edits/s (images)", "edits/s"), ("it/s (optimisation)", "it/s")]
     lines += [("peak CUDA MiB" if device.type == "cuda" else "peak RSS MiB", "peak MiB")]
+    lines += [("estimated peak MiB (edit/memory.py)", "estimate MiB")]
     lines += [(f"projected {preset_iters}-step turn s", "projected")]
     width = max(len(label) for label, _ in lines)
     print(f"{'size':<{width}} " + " ".join(f"{r['size']:>11}" for r in rows))

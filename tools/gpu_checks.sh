@@ -5,7 +5,10 @@
 #      (tests/render/test_gsplat_parity.py; on CPU they skip);
 #   3. one full edit turn with InstructPix2Pix at each size of $SIZES (tools/bench_turn.py: the real
 #      weights when cached, else a random SD1.5 of the same cost), split by phase, with peak memory;
-#   4. 3DGS vs nerfacto on the same scene and turns (tools/bench_backends.py).
+#   4. the memory estimate against the measured peak: bench_turn prints both for every size (its
+#      step 3 with the default settings), and step "memory" repeats 512 and 1024 px with the
+#      low-memory settings the planner picks for small cards (VAE tiling, one view per editor call);
+#   5. 3DGS vs nerfacto on the same scene and turns (tools/bench_backends.py).
 # Every step's output goes to $OUT/NAME.log as well as the terminal, and a failing step does not
 # stop the later ones; the exit status is that of the worst step.
 #
@@ -55,6 +58,7 @@ for name in ('gsplat', 'diffusers', 'transformers', 'nerfstudio'):
 step parity "$PYTHON" -m pytest tests/render/test_gsplat_parity.py -q -rs -p no:cacheprovider
 # shellcheck disable=SC2086  # SIZES is a list of numbers
 step bench_turn "$PYTHON" tools/bench_turn.py --sizes $SIZES --iters "$TURN_ITERS"
+step memory "$PYTHON" tools/bench_turn.py --sizes 512 1024 --iters 10 --ip2p.vae-tiling --ip2p.max-batch 1
 # shellcheck disable=SC2086  # BACKENDS_ARGS is a list of options
 step bench_backends "$PYTHON" tools/bench_backends.py $BACKENDS_ARGS --out "$OUT/backends" --json "$OUT/backends.json"
 exit "$status"

@@ -54,6 +54,10 @@ class EditRun:
     resume: bool = False
     """Continue the session in --out from its last finished turn. The same command line plus --resume finishes its turns and adds none; a longer --turn list appends only its new tail; a --turn list that starts like none of the session's turn lists appends all its turns (add turns later); one that starts like the session's turns and then differs is refused (README, "Resuming a session")."""
     device: Device = "auto"
+    gpu_memory: float | None = None
+    """GPU memory budget in GB (default: what the device has free; none on CPU). A pre-flight estimate is printed
+    before any work; over budget, the cheapest editor settings that fit are chosen (README, "GPU memory"), and
+    when nothing fits the run is refused with the numbers."""
     refine: bool = False
     """Run the super-resolution refine stage after the last turn (settings: --sr.*)."""
     turntable: bool = False

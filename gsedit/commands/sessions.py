@@ -24,12 +24,24 @@ def run_edit_command(args) -> SessionFolder:
     with Session.start(args.out, options_of(args), turns, resume=args.resume, device=device) as session:
         if not args.resume and session.record.data.get("input_note"):
             console.print(session.record.data["input_note"])
+        if session.pending:
+            _plan_memory(session, args)
         live = run_session(session, quiet=args.quiet, turntable=args.turntable, refine=args.sr if args.refine else None,
                            adss=args.adss, view_port=args.view_port if getattr(args, "view", False) else None)
     if live is not None:
         console.print(f"edit finished; the viewer stays at {live.viewer.url} until Ctrl-C")
         live.viewer.serve_forever()
     return session.record
+
+
+def _plan_memory(session, args) -> None:
+    """The pre-flight memory estimate and the editor settings for the budget (--gpu-memory), printed
+    before any work; the memory settings of --ip2p.* are this run's own, also on --resume."""
+    from gsedit.edit.budget import MEMORY_FIELDS
+
+    line = session.plan_memory(args.gpu_memory, **{name: getattr(args.ip2p, name) for name in MEMORY_FIELDS})
+    if line:
+        console.print(line, highlight=False)
 
 
 def run_session(session, *, quiet: bool, turntable: bool = False, refine=None, adss=None,

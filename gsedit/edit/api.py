@@ -63,6 +63,8 @@ class Session:
         self._device = device
         self._export, self._spz_axes = export, spz_axes
         self._editor = self._segmenter = None
+        self._plugins: dict | None = None  # the plug-ins with this object's memory settings (plan_memory)
+        self._preflight = None
         self._state: TurnState | None = None  # the scene as the last turn this object ran left it
 
     # -- opening and closing -----------------------------------------------------------------
@@ -246,14 +248,36 @@ class Session:
 
         return load_scene_file(path, self.device)
 
+    def plan_memory(self, gpu_memory: float | None = None, **ip2p_settings) -> str | None:
+        """Fits the editor's memory settings to a budget before any turn runs (`--gpu-memory`).
+
+        Args:
+            gpu_memory: the budget in GB; default: the device's free memory on CUDA, none on CPU.
+            ip2p_settings: this object's own values of the memory settings (`dtype`, `attention`,
+                `vae_tiling`, `max_batch`, `offload`), which may differ from the session's.
+
+        Returns:
+            The line that reports the estimate and the settings chosen, or None without a budget.
+
+        Raises:
+            GseditError: nothing fits the budget (the numbers and what would fit are named).
+        """
+        from gsedit.edit.budget import memory_preflight
+
+        self._check_open()
+        self._plugins, self._preflight, line = memory_preflight(self._folder, self.device, self._load_scene,
+                                                                ip2p_settings, gpu_memory)
+        self._editor = None  # built again with the chosen settings
+        return line
+
     def _engine(self, reporter: Reporter) -> Engine:
-        plugins = self._folder.data["plugins"]
+        plugins = self._plugins or self._folder.data["plugins"]
         if self._editor is None:
             self._editor = build_editor(plugins, self.device)
         if self._segmenter is None and needs_adss(self._folder):
             self._segmenter = build_adss(plugins["adss"], self.device)
         return Engine(load_scene=self._load_scene, cameras_for=lambda scene: session_cameras(self._folder, scene),
-                      editor=self._editor, segmenter=self._segmenter, reporter=reporter)
+                      editor=self._editor, segmenter=self._segmenter, reporter=reporter, preflight=self._preflight)
 
     def _run(self, record: TurnRecord, feed: _Feed) -> TurnInfo:
         engine = self._engine(feed)

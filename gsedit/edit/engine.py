@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
+from gsedit.edit.memory import Preflight, out_of_memory_error
 from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError
 from gsedit.memory import MemoryMeter
@@ -74,6 +76,8 @@ class Engine:
     reporter: Reporter | None = None
     after_turn: Callable[[SessionFolder, TurnRecord], None] | None = None
     """Called once a turn's folder is complete (report, turntable videos)."""
+    preflight: Preflight | None = None
+    """The memory pre-flight of this run, quoted when a turn runs out of GPU memory."""
 
     def run(self, session: SessionFolder) -> list[TurnRecord]:
         """Runs every pending turn; returns the records of the turns it finished.
@@ -120,10 +124,18 @@ class Engine:
             self.reporter.turn_started(record, config.iters)
 
         start = time.perf_counter()
+        reached = Progress(0, config.iters, 0, float("nan"))  # the last step reported, for an OOM message
+
+        def on_step(progress: Progress) -> None:
+            nonlocal reached
+            reached = progress
+            if self.reporter:
+                self.reporter.step(progress)
+
         try:
             with atomic_dir(session.turn_dir(record.index)) as tmp:
                 result = run_turn(scene, cameras, record.turn, config, self.editor, originals,
-                                  self.segmenter, self.reporter.step if self.reporter else None)
+                                  self.segmenter, on_step)
                 write_turn(tmp, scene, result, cameras)
         except BaseException as exc:
             record.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, TurnCancelled)) else "failed"
@@ -134,6 +146,9 @@ class Engine:
                 pass
             if isinstance(exc, NonFiniteError):
                 raise GseditError(f"Turn {record.index} ({record.instruction!r}) stopped: {exc}") from exc
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise out_of_memory_error(record.index, record.instruction, reached.step, config.iters, exc,
+                                          self.preflight) from exc
             raise
         record.seconds = round(time.perf_counter() - start, 3)
         record.peak_rss_mb, record.peak_cuda_mb = meter.peaks_mb()

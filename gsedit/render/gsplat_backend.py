@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
+
+
+def runs_on(device: torch.device) -> bool:
+    """Whether gsplat's kernels run on `device` (CUDA only; the CPU tests swap in gsplat's torch
+    twins through this seam, see tests/render/gsplat_cpu.py)."""
+    return device.type == "cuda"
 
 
 def gsplat_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:

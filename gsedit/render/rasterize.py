@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from gsedit.render import native
+from gsedit.render import gsplat_backend, native
 from gsedit.render.sh import MAX_SH_DEGREE, eval_sh
 from gsedit.render.torch_rasterizer import rasterize_torch
 
@@ -287,7 +287,7 @@ def _check_inputs(
         )
     if backend not in ("auto", "torch", "native", "gsplat"):
         raise ValueError(f"backend must be 'auto', 'torch', 'native' or 'gsplat', got {backend!r}")
-    if backend == "gsplat" and not means.is_cuda:
+    if backend == "gsplat" and not gsplat_backend.runs_on(means.device):
         raise ValueError(
             "backend 'gsplat' needs CUDA tensors; use backend='torch' or 'auto' on CPU"
         )

@@ -17,7 +17,9 @@ pytestmark = [
 NAMES = ("means", "quats", "scales", "opacities", "colors", "extras")
 
 
-def make_inputs(n: int, n_cams: int, width: int, height: int, sh_bases: int, seed: int) -> dict:
+def make_inputs(
+    n: int, n_cams: int, width: int, height: int, sh_bases: int, seed: int, device: str = "cuda"
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     scene = {
         "means": torch.rand(n, 3, generator=g) * 2 - 1,
@@ -45,7 +47,7 @@ def make_inputs(n: int, n_cams: int, width: int, height: int, sh_bases: int, see
         Ks.append(torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]]))
     scene["viewmats"], scene["Ks"] = torch.stack(viewmats), torch.stack(Ks)
     scene["backgrounds"] = torch.rand(n_cams, 5, generator=g)
-    return {k: v.cuda() for k, v in scene.items()}
+    return {k: v.to(device) for k, v in scene.items()}
 
 
 def render(inputs: dict, backend: str, sh_degree, width: int, height: int):
@@ -66,10 +68,11 @@ def render(inputs: dict, backend: str, sh_degree, width: int, height: int):
         backend=backend,
     )
     out.info["means2d"].retain_grad()
-    g = torch.Generator(device="cuda").manual_seed(0)
-    loss = (out.colors * torch.rand(out.colors.shape, generator=g, device="cuda")).sum()
-    loss = loss + (out.alpha * torch.rand(out.alpha.shape, generator=g, device="cuda")).sum()
-    loss = loss + 0.1 * (out.depth * torch.rand(out.depth.shape, generator=g, device="cuda")).sum()
+    device = inputs["means"].device
+    g = torch.Generator(device=device).manual_seed(0)
+    loss = (out.colors * torch.rand(out.colors.shape, generator=g, device=device)).sum()
+    loss = loss + (out.alpha * torch.rand(out.alpha.shape, generator=g, device=device)).sum()
+    loss = loss + 0.1 * (out.depth * torch.rand(out.depth.shape, generator=g, device=device)).sum()
     loss.backward()
     grads = {k: p.grad for k, p in params.items()}
     grads["means2d"] = out.info["means2d"].grad

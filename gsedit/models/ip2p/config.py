@@ -40,6 +40,12 @@ class IP2PConfig:
     xformers = needs the xformers package."""
     max_batch: int = 4
     """Views per UNet call (a view is 3 rows with guidance); lower it when memory runs out."""
+    vae_tiling: bool = False
+    """Encode and decode large images in overlapping tiles of the VAE's sample size (less memory
+    above it, seams blended; diffusers' `enable_tiling`)."""
+    offload: Literal["none", "text_vae", "model"] = "none"
+    """Keep networks in CPU memory between calls: text_vae = the text encoder and the VAE visit the
+    device only for their calls; model = the UNet too (least memory, slowest)."""
     local_files_only: bool = False
     """Never download: only a local folder or the Hugging Face cache (also on with HF_HUB_OFFLINE=1)."""
 
@@ -66,6 +72,7 @@ def check_config(config: IP2PConfig) -> None:
             "sdpa, sliced or xformers",
         ),
         ("max_batch", config.max_batch >= 1, ">= 1"),
+        ("offload", config.offload in ("none", "text_vae", "model"), "none, text_vae or model"),
     )
     for field, ok, expected in rules:
         if not ok:

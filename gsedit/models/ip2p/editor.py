@@ -25,6 +25,7 @@ from gsedit.models.ip2p.denoise import (
     start_indices,
 )
 from gsedit.models.ip2p.relevance import binarize, relevance_from_eps, relevance_map
+from gsedit.models.offload import OFFLOADED, on_device
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -80,8 +81,13 @@ class IP2PEditor(ImageEditor):
         for module in (unet, vae, text_encoder):
             module.eval().requires_grad_(False)
         _set_attention(unet, self.config.attention)
+        if self.config.vae_tiling:
+            vae.enable_tiling()
         self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, tokenizer
         self.device, self.dtype = unet.device, unet.dtype
+        self._offloaded = OFFLOADED[self.config.offload]
+        for name in self._offloaded:
+            getattr(self, name).to("cpu")
         self.num_train = num_train
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)  # pixels per latent
         scheduler.set_timesteps(self.config.steps)
@@ -241,12 +247,14 @@ class IP2PEditor(ImageEditor):
         and the same latents then also stand for the input outside edit regions.
         """
         chunks = pixels.to(self.dtype).split(self.config.max_batch)
-        return torch.cat([self.vae.encode(x).latent_dist.mode().float() for x in chunks])
+        with self._on_device("vae") as vae:
+            return torch.cat([vae.encode(x).latent_dist.mode().float() for x in chunks])
 
     def _decode(self, latents: Tensor) -> Tensor:
         """[B, C, h, w] unscaled latents -> [B, 3, H', W'] images in [0, 1] (float32)."""
         chunks = latents.to(self.dtype).split(self.config.max_batch)
-        images = torch.cat([self.vae.decode(z).sample.float() for z in chunks])
+        with self._on_device("vae") as vae:
+            images = torch.cat([vae.decode(z).sample.float() for z in chunks])
         return (images / 2 + 0.5).clamp(0, 1)
 
     def _randn(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
@@ -264,7 +272,8 @@ class IP2PEditor(ImageEditor):
                 truncation=True,
                 return_tensors="pt",
             ).input_ids.to(self.device)
-            self._text = (instruction, self.text_encoder(ids)[0].to(self.dtype))
+            with self._on_device("text_encoder") as text_encoder:
+                self._text = (instruction, text_encoder(ids)[0].to(self.dtype))
         return self._text[1]
 
     def _predict(
@@ -292,11 +301,16 @@ class IP2PEditor(ImageEditor):
         states = torch.cat([text[0 if txt else 1].expand(n, -1, -1) for txt, _ in branches])
         t = torch.tensor(timestep, device=self.device)
         rows = self.config.max_batch * len(branches)  # max_batch views per UNet call
-        eps = [
-            self.unet(x, t, encoder_hidden_states=s).sample.float()
-            for x, s in zip(inputs.split(rows), states.split(rows))
-        ]
+        with self._on_device("unet") as unet:
+            eps = [
+                unet(x, t, encoder_hidden_states=s).sample.float()
+                for x, s in zip(inputs.split(rows), states.split(rows))
+            ]
         return list(torch.cat(eps).split(n))
+
+    def _on_device(self, name: str):
+        """The network `name` on the editor's device for a block (offloaded ones visit, see offload.py)."""
+        return on_device(getattr(self, name), self.device, name in self._offloaded)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
