@@ -29,7 +29,9 @@ against GSEDIT_NATIVE=0 (the PyTorch rasterizer), the two interleaved in every o
 rounds: `gsedit render` of a 100k-Gaussian synthetic labelled scene to orbit:24@512x512, and a
 200-step `gsedit edit` (synthetic stand-in editor) of the 4k-Gaussian labelled scene with 8 views
 at 80x60. It prints the median and the range of each, and the ratio of the medians with the range
-of the per-round ratios.
+of the per-round ratios. With --before TREE (a checkout of an earlier commit, e.g. `git worktree
+add /tmp/before COMMIT`), the default path of that tree runs in every round too (PYTHONPATH=TREE)
+and the before/after ratio is printed.
 
 --composite-flops times the native compositing forward alone (frames per second, on this
 process's torch threads) at every --counts x --resolutions, counts the (pixel, list entry) pairs it
@@ -85,6 +87,8 @@ class BenchConfig:
     """Interleaved rounds of --compare-process."""
     edit_iters: int = 200
     """Optimisation steps of the --compare-process edit."""
+    before: Path | None = None
+    """--compare-process: also time the default path of this source tree (an earlier commit)."""
     composite_flops: bool = False
     """Time the native compositing forward and estimate its FLOP/s against the CPU's peak (see above)."""
     ghz: float = 2.6
@@ -313,10 +317,12 @@ def write_process_scenes(folder: Path) -> dict[str, Path]:
     return {"big": big.with_name("scene.ply"), "small": small.with_name("scene.ply"), "small_cams": small}
 
 
-def _timed_process(args: list[str], native: bool) -> float:
+def _timed_process(args: list[str], native: bool, tree: Path | None = None) -> float:
     env = {k: v for k, v in os.environ.items() if k != "GSEDIT_NATIVE"}
     if not native:
         env["GSEDIT_NATIVE"] = "0"
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "gsedit", *args], env=env, capture_output=True, text=True,
                             check=False)
@@ -344,12 +350,14 @@ def compare_process(cfg: BenchConfig) -> None:
                 "--quiet",
             ],
         }
-        seconds = {(name, mode): [] for name in commands for mode in ("native", "torch")}
-        for round_index in range(cfg.rounds):  # interleaved: load from other processes hits both alike
+        modes = ("native", "torch", "before") if cfg.before else ("native", "torch")
+        seconds = {(name, mode): [] for name in commands for mode in modes}
+        for round_index in range(cfg.rounds):  # interleaved: load from other processes hits all alike
             for name, argv in commands.items():
-                for mode in ("native", "torch"):
+                for mode in modes:
                     out = folder / f"{len(seconds[name, mode])}_{mode}_{name.split()[0]}"
-                    seconds[name, mode].append(_timed_process(argv(out), mode == "native"))
+                    tree = cfg.before if mode == "before" else None
+                    seconds[name, mode].append(_timed_process(argv(out), mode != "torch", tree))
             print(f"round {round_index + 1}/{cfg.rounds} done", file=sys.stderr, flush=True)
     print(f"\nwhole gsedit processes, default (native) vs GSEDIT_NATIVE=0, {cfg.rounds} interleaved rounds")
     print("{:<34} {:>20} {:>20} {:>8} {:>15}".format("command", "native s (min-max)", "torch s (min-max)",
@@ -360,6 +368,12 @@ def compare_process(cfg: BenchConfig) -> None:
         med_n, med_t = statistics.median(nat), statistics.median(tor)
         print(f"{name:<34} {med_n:>6.2f} ({min(nat):>5.2f}-{max(nat):>5.2f}) {med_t:>6.2f} "
               f"({min(tor):>5.2f}-{max(tor):>5.2f}) {med_t / med_n:>7.2f}x {min(ratios):>6.2f}-{max(ratios):>5.2f}x")
+        if cfg.before:
+            old = seconds[name, "before"]
+            gains = [b / n for n, b in zip(nat, old)]
+            print(f"{'  before (' + str(cfg.before) + ')':<34} {statistics.median(old):>6.2f} "
+                  f"({min(old):>5.2f}-{max(old):>5.2f}) before/native {statistics.median(old) / med_n:.2f}x "
+                  f"(rounds {min(gains):.2f}-{max(gains):.2f}x)")
 
 
 # FLOP of one (pixel, entry) pair in row_forward, counted in cuda_ext/cpu_kernels.cpp: dx 2, -sigma 5,
