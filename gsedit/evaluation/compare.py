@@ -24,7 +24,7 @@ from gsedit.atomic import write_json
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.session import SESSION_FILE, SessionFolder, Turn, continue_plan
 from gsedit.errors import GseditError
-from gsedit.evaluation.evaluate import COLUMNS, format_value
+from gsedit.evaluation.metrics_table import COLUMNS, format_value
 
 COMPARE_FILE = "compare.json"
 BACKENDS = ("3dgs", "nerfacto")
