@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.atomic import write_json
+from gsedit.edit.refine import REFINED_DIR
 from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError, InputFileError
 from gsedit.evaluation.evaluate_config import EvalConfig
-from gsedit.evaluation.metrics_table import CLIP_COLUMNS, COLUMNS, COST_COLUMNS
+from gsedit.evaluation.metrics_table import CLIP_COLUMNS, COLUMNS, COST_COLUMNS, METRICS_FILE
 from gsedit.evaluation.turn_metrics import (
     captions_for,
     clip_scores,
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
     from gsedit.cameras import Cameras
     from gsedit.metrics.clip import CLIPScorer
     from gsedit.scene.base import Scene
-
-METRICS_FILE = "metrics.json"
-REFINED = "refined"
-
 
 def is_stand_in(session: SessionFolder) -> bool:
     """True when the session's editor is an offline stand-in (its numbers are not edit quality)."""
@@ -170,7 +167,7 @@ def _turn_rows(
 
 def _refined_row(tools: _Tools, session: SessionFolder, last: dict, captions: list[str]) -> dict | None:
     """The refined row (see the module docstring); `last` holds the last turn's inputs."""
-    folder = session.folder / REFINED
+    folder = session.folder / REFINED_DIR
     entry = session.data.get("refine")
     if not folder.is_dir() or entry is None:
         return None
@@ -192,7 +189,7 @@ def _refined_row(tools: _Tools, session: SessionFolder, last: dict, captions: li
         after = F.interpolate(
             after.permute(0, 3, 1, 2), size=before.shape[1:3], mode="area"
         ).permute(0, 2, 3, 1)
-    row = {"turn": REFINED, "instruction": record.instruction}
+    row = {"turn": REFINED_DIR, "instruction": record.instruction}
     row.update(
         _row(
             tools,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.table import Table
 
+METRICS_FILE = "metrics.json"  # in the session folder, written by gsedit.evaluation.evaluate
+
 #: the metric columns of a row, with the table headers (arrows: which way is better)
 COLUMNS = {
     "psnr_unedited": "PSNR↑ unedited",

@@ -17,10 +17,10 @@ from gsedit.atomic import atomic_path
 from gsedit.edit.refine import REFINED_DIR
 from gsedit.edit.session import SessionFolder, TurnRecord, turn_dirname
 from gsedit.errors import InputFileError
+from gsedit.evaluation.metrics_table import METRICS_FILE
 from gsedit.scene.base import Scene
 
 REPORT_FILE = "report.html"
-METRICS_FILE = "metrics.json"
 TURNTABLE = "renders/turntable.mp4"
 BEFORE_AFTER = "renders/before_after.mp4"
 
