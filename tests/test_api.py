@@ -4,6 +4,7 @@ files; the README's "Python API" example runs as written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -197,6 +198,39 @@ def test_session_and_command_line_write_the_same_turns(scene, tmp_path):
     for index in (1, 2):
         assert (tmp_path / "api" / f"turn_{index:02d}" / "scene.ply").read_bytes() == \
             (cli / f"turn_{index:02d}" / "scene.ply").read_bytes()
+
+
+def log_events(folder: Path) -> list[tuple[str, int]]:
+    """(event, turn) of every line of DIR/log.jsonl."""
+    lines = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    return [(e["event"], e.get("turn", e.get("index"))) for e in lines]
+
+
+def test_a_turn_through_session_logs_what_the_command_line_logs(scene, tmp_path):
+    ply, cams = scene
+    cli = tmp_path / "cli"
+    assert main(["edit", str(ply), "--cameras", str(cams), "--turn", A, "--out", str(cli), "--method", "edit3d",
+                 "--editor", "synthetic", "--segmenter", "labels", "--iters", "6", "--no-densify", "--quiet",
+                 "--device", "cpu"]) == 0
+    with create(scene, tmp_path / "api") as session:
+        session.run_turn(A)
+    events = log_events(tmp_path / "api")
+    assert events == log_events(cli)
+    assert events == [("turn_started", 1), ("step", 1), ("turn_finished", 1)]  # 6 steps: the last one logged
+    finished = json.loads((tmp_path / "api" / "log.jsonl").read_text().splitlines()[-1])
+    assert finished["instruction"] == A and finished["status"] == "done"
+    assert not (tmp_path / "api" / "report.html").exists()  # no hook, no report
+
+
+def test_the_report_hook_writes_the_report_after_every_turn(scene, tmp_path):
+    from gsedit.evaluation.report import report_after_turn
+
+    written = []
+    with create(scene, tmp_path / "s", after_turn=report_after_turn(on_report=written.append)) as session:
+        session.run_turn(A)
+        assert written == [tmp_path / "s" / "report.html"]
+        session.run_turn(B)
+    assert len(written) == 2 and "turn_02/" in written[-1].read_text()
 
 
 def readme_example() -> str:

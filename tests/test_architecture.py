@@ -167,4 +167,4 @@ def test_the_checks_see_a_cycle_and_a_layer_violation():
     assert "gsedit.scene.gaussians" in real["gsedit.scene.gaussian_scene"]
     assert "gsedit.commands.sessions" in real["gsedit.commands.edit"]  # imported inside Edit.run
     assert "gsedit.data.demo" in tools_imports()["tools.bench_multiturn"]  # and in tools/
-    assert layer_table((ROOT / "README.md").read_text())[2:6] == ["studio", "evaluation", "viewer", "edit"]
+    assert layer_table((ROOT / "README.md").read_text())[2:7] == ["studio", "batch", "evaluation", "viewer", "edit"]

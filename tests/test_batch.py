@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gsedit.commands.batch import load_jobs, run_batch, run_jobs
+from gsedit.batch.jobs import load_jobs
+from gsedit.batch.run import run_jobs
+from gsedit.commands.batch import run_batch
 from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 from gsedit.errors import INSTALL_COMMAND, GseditError, InputFileError
 
@@ -94,6 +96,7 @@ def test_jobs_run_fail_alone_skip_and_resume(local_ray, scenes, capsys):
     for job in ("a", "c"):
         assert (out / job / "turn_01" / "scene.ply").is_file()
         assert [t["status"] for t in records(out / job)] == ["done"]
+        assert (out / job / "report.html").is_file() and (out / job / "log.jsonl").is_file()
     assert records(out / "a")[0]["instruction"] == "make the cube red"
     stamp = (out / "a" / "turn_01" / "scene.ply").stat().st_mtime_ns
 

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from gsedit.cli import main
-from gsedit.commands.batch import cluster_error, load_jobs, run_jobs
+from gsedit.batch.jobs import load_jobs
+from gsedit.batch.run import cluster_error, run_jobs
 from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 from gsedit.errors import GseditError
 

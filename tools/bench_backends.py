@@ -71,7 +71,7 @@ from gsedit.data.demo import DEMO_TURNS as TURNS
 from gsedit.errors import GseditError
 from gsedit.evaluation.compare import BACKENDS
 from gsedit.evaluation.comparison import CompareOptions
-from gsedit.evaluation.evaluate import format_value
+from gsedit.evaluation.metrics_table import format_value
 from gsedit.evaluation.evaluate_config import EvalConfig
 from gsedit.models.ip2p.config import IP2PConfig
 from gsedit.scene.convert_config import ConvertConfig

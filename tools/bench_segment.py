@@ -33,6 +33,7 @@ import torch
 import tyro
 from tyro.conf import OmitArgPrefixes
 
+from gsedit.data.synthetic import scene_or_synthetic
 from gsedit.errors import ModelMissingError
 from gsedit.metrics.masks import iou
 from gsedit.models.adss import ADSS
@@ -119,16 +120,6 @@ def with_caption(adss: ADSS, on: bool) -> ADSS:
 # ----------------------------------------------------------------------------- data and scoring
 
 
-def load_scene(cfg: BenchConfig, device: torch.device):
-    from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
-    from gsedit.scene.gaussian_scene import GaussianScene
-
-    if cfg.scene is not None:
-        return GaussianScene.load(cfg.scene, device)
-    gaussians, names = make_synthetic_scene(SyntheticSceneConfig(points_per_object=cfg.points))
-    return GaussianScene(gaussians.to(device), names)
-
-
 def cameras_for(cfg: BenchConfig, scene, size: int):
     from gsedit.cameras.formats import load_cameras
 
@@ -177,7 +168,7 @@ def main(cfg: BenchConfig) -> None:
     with ExitStack() as stack:
         adss, weights = load_adss(cfg, device, stack)
         size = cfg.size or (64 if weights.startswith("WEIGHTS ABSENT") else 512)
-        scene = load_scene(cfg, device)
+        scene = scene_or_synthetic(cfg.scene, cfg.points, device)
         cameras = cameras_for(cfg, scene, size)
         names = scene.label_names()
         if not names:

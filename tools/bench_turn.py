@@ -35,6 +35,7 @@ from typing import Literal
 import torch
 import tyro
 
+from gsedit.data.synthetic import scene_or_synthetic
 from gsedit.edit.config import EditConfig, load_preset
 from gsedit.edit.engine import write_turn
 from gsedit.edit.loop import run_turn
@@ -291,16 +292,6 @@ def sd15_random_editor(config: IP2PConfig, device: torch.device) -> IP2PEditor:
 # ----------------------------------------------------------------------------- the turn
 
 
-def load_scene(cfg: BenchConfig, device: torch.device):
-    from gsedit.data.synthetic import SyntheticSceneConfig, make_synthetic_scene
-    from gsedit.scene.gaussian_scene import GaussianScene
-
-    if cfg.scene is not None:
-        return GaussianScene.load(cfg.scene, device)
-    gaussians, names = make_synthetic_scene(SyntheticSceneConfig(points_per_object=cfg.points))
-    return GaussianScene(gaussians.to(device), names)
-
-
 def cameras_at(cfg: BenchConfig, scene, size: int):
     """The bench cameras with their longest side at `size` pixels."""
     from gsedit.cameras.formats import load_cameras
@@ -328,7 +319,7 @@ def bench_size(
     cfg: BenchConfig, editor: IP2PEditor, settings: EditConfig, size: int, device
 ) -> dict:
     """Runs one turn at `size` on a fresh copy of the scene; returns its timings and counts."""
-    scene = load_scene(cfg, device)
+    scene = scene_or_synthetic(cfg.scene, cfg.points, device)
     cameras = cameras_at(cfg, scene, size)
     estimate_mib = memory_estimate(editor, scene, cameras) / 2**20
     originals = scene.render(cameras).rgb

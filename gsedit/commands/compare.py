@@ -10,7 +10,8 @@ from pathlib import Path
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
 from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
-from gsedit.evaluation.evaluate import EvalConfig, format_value
+from gsedit.evaluation.evaluate_config import EvalConfig
+from gsedit.evaluation.metrics_table import format_value
 from gsedit.scene.convert_config import ConvertConfig
 
 

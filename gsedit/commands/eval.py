@@ -26,7 +26,8 @@ class Eval:
     def run(self) -> None:
         from gsedit.commands.progress import console
         from gsedit.edit.session import SessionFolder
-        from gsedit.evaluation.evaluate import evaluate_session, format_table
+        from gsedit.evaluation.evaluate import evaluate_session
+        from gsedit.evaluation.metrics_table import format_table
         from gsedit.evaluation.report import write_report
 
         device = resolve_device(self.device)

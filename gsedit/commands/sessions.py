@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsedit.commands.progress import JsonLog, TurnReporter, console, progress_display
+from gsedit.commands.progress import TurnDisplay, console, progress_display
 from gsedit.edit.session import SessionFolder
 
 STAND_IN_NOTE = ("[yellow]note:[/] the synthetic editor is an offline stand-in for InstructPix2Pix: it exercises "
@@ -46,11 +46,14 @@ def _plan_memory(session, args) -> None:
 
 def run_session(session, *, quiet: bool, turntable: bool = False, refine=None, adss=None,
                 view_port: int | None = None):
-    """Runs the open `session`'s planned turns with the console's display, the JSON-lines log and the
-    report, then the refine stage if `refine` (its RefineConfig) is given; the live viewer if
-    `view_port` (--view), else None."""
+    """Runs the open `session`'s planned turns with the console's display and the report (the
+    session writes the JSON-lines log), then the refine stage if `refine` (its RefineConfig) is
+    given; the live viewer if `view_port` (--view), else None."""
+    from gsedit.evaluation.report import report_after_turn, update_report
+
     if turntable:
-        _after_turn(session, 0, True)
+        _print_report(update_report(session, 0, turntable=True))
+    session.after_turn = report_after_turn(turntable, on_report=_print_report)
     live = None
     if not session.pending:  # no editor to load (IP2P takes a while)
         console.print(f"nothing to do: every turn of {session.folder} that the --turn list names is finished.")
@@ -68,7 +71,7 @@ def _run_pending_turns(session, quiet: bool, turntable: bool, view_port: int | N
     live = None
     finished = []
     with progress_display(quiet) as progress:
-        reporter = TurnReporter(progress, JsonLog(session.folder / "log.jsonl"))
+        reporter = TurnDisplay(progress) if progress is not None else None
         if view_port is not None:
             from gsedit.viewer import LiveViewer
 
@@ -77,26 +80,12 @@ def _run_pending_turns(session, quiet: bool, turntable: bool, view_port: int | N
             reporter = live
         for turn in session.pending:
             finished.append(session.run_turn(turn.instruction, turn.target, turn.keep, reporter=reporter))
-            _after_turn(session, finished[-1].index, turntable)
     for info in finished:
         console.print(f"turn {info.index} done in {info.seconds:.1f} s → {info.scene_path.parent}")
     return live
 
 
-def _after_turn(session, index: int, turntable: bool) -> None:
-    """After every finished turn: its videos (if asked for) and a fresh report."""
-    if turntable:
-        from gsedit.evaluation.report import write_turn_videos
-        from gsedit.scene.files import load_scene_file
-
-        write_turn_videos(session.record, index, lambda path: load_scene_file(path, session.device))
-    _write_report(session.record)
-
-
-def _write_report(folder: SessionFolder) -> None:
-    from gsedit.evaluation.report import write_report
-
-    path = write_report(folder)
+def _print_report(path: Path) -> None:
     console.print(f"report: {path}")
 
 
@@ -106,6 +95,8 @@ def run_refine_command(session, config, face_segmenter: str, adss_config, quiet:
 
     with fit_progress(quiet, config.iters) as on_step:
         refined = session.refine(config, adss_config if face_segmenter == "adss" else None, on_step)
+    from gsedit.evaluation.report import write_report
+
     console.print(f"refined scene: {refined}")
-    _write_report(session.record)
+    _print_report(write_report(session.record))
     return refined

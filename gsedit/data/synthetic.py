@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -136,12 +137,21 @@ def make_synthetic_scene(config: SyntheticSceneConfig | None = None) -> tuple[Ga
     return gaussians, names
 
 
+def scene_or_synthetic(path: str | Path | None, points_per_object: int, device):
+    """The 3DGS scene at `path` (with its labels sidecar), or when None the synthetic labelled scene
+    with `points_per_object` Gaussians per object: the scene of the benchmarks in tools/."""
+    from gsedit.scene.gaussian_scene import GaussianScene
+
+    if path is not None:
+        return GaussianScene.load(path, device)
+    gaussians, names = make_synthetic_scene(SyntheticSceneConfig(points_per_object=points_per_object))
+    return GaussianScene(gaussians.to(device), names)
+
+
 def write_synthetic_scene(
     path, config: SyntheticSceneConfig | None = None, n_cameras: int = 12, size: int = 128
 ):
     """Writes `path` (.ply), its labels sidecar and `cameras.json` beside it; returns the cameras path."""
-    from pathlib import Path
-
     from gsedit.cameras.formats import orbit_cameras, write_inria_cameras
     from gsedit.scene.labels import write_labels
     from gsedit.scene.ply import write_ply

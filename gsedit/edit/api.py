@@ -4,6 +4,11 @@ benchmarks, the studio and users' scripts.
 A Session object holds the folder's lock from `create`/`open` until `close`, loads the editor and
 the segmenter once (on the first turn that needs them), and carries the trained scene from one
 turn to the next. Its turns are the command line's: the same options give the same files.
+
+Every turn it runs is logged in DIR/log.jsonl (gsedit.edit.turn_log). What the layers above the
+session add after a turn (the HTML report and turntable videos of gsedit.evaluation, which this
+layer may not import) comes through the `after_turn` hook:
+`Session.create(..., after_turn=gsedit.evaluation.report.report_after_turn())`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from gsedit.edit.options import Device, SessionOptions, resolve_device, session_
 from gsedit.edit.plugins import build_adss, build_editor, needs_adss
 from gsedit.edit.session import SessionFolder, Turn, TurnRecord, check_instruction, session_cameras
 from gsedit.edit.start import export_formats, export_turns, start_or_resume
+from gsedit.edit.turn_log import LOG_FILE, JsonLog, TurnLog
 from gsedit.errors import GseditError
 
 
@@ -54,12 +60,22 @@ class TurnProgress:
     """[H, W, 3] float CPU tensor: the first view as the scene stands (every `preview_every` steps), else None."""
 
 
+AfterTurn = Callable[["Session", TurnInfo], None]
+
+
 class Session:
-    """An open session folder: run turns, undo them, read its scenes. Use `create` or `open`."""
+    """An open session folder: run turns, undo them, read its scenes. Use `create` or `open`.
+
+    Attributes:
+        after_turn: called with (this session, the TurnInfo) after every turn it finishes, once
+            turn_NN/ and its exports are written (e.g. gsedit.evaluation.report.report_after_turn());
+            None: nothing. Set by `create`/`start`/`open` or later.
+    """
 
     def __init__(self, folder: SessionFolder, lock: FolderLock, device: Device | Any = "auto", export: str = "",
-                 spz_axes: str = "auto"):
+                 spz_axes: str = "auto", after_turn: AfterTurn | None = None):
         self._folder, self._lock = folder, lock
+        self.after_turn = after_turn
         self._device = device
         self._export, self._spz_axes = export, spz_axes
         self._editor = self._segmenter = None
@@ -70,7 +86,7 @@ class Session:
     # -- opening and closing -----------------------------------------------------------------
     @classmethod
     def create(cls, out: str | Path, scene: str | Path | None = None, cameras: str | Path | None = None, *,
-               device: Device = "auto", **options) -> Session:
+               device: Device = "auto", after_turn: AfterTurn | None = None, **options) -> Session:
         """A new session in `out` on `scene` seen by `cameras`; turn_00 written, no turn run yet.
 
         Args:
@@ -84,11 +100,12 @@ class Session:
                 that holds a session already, or one that another writer holds.
         """
         values = session_options({"scene": scene, "cameras": cameras, **options}, Path.cwd())
-        return cls.start(out, values, [], resume=False, device=device, need_turns=False)
+        return cls.start(out, values, [], resume=False, device=device, need_turns=False, after_turn=after_turn)
 
     @classmethod
     def start(cls, out: str | Path, options: SessionOptions, turns: list[Turn], *, resume: bool,
-              exact: bool = False, device: Device | Any = "auto", need_turns: bool = True) -> Session:
+              exact: bool = False, device: Device | Any = "auto", need_turns: bool = True,
+              after_turn: AfterTurn | None = None) -> Session:
         """A new session with the planned `turns`, or (`resume`) the one in `out` with the turns of
         `turns` that it lacks (the --resume rule of `gsedit edit`; all of them when `exact`).
         Run the planned turns with `run_pending`."""
@@ -97,7 +114,7 @@ class Session:
         try:
             folder = start_or_resume(options, Path(out), device, lock, turns, resume=resume, exact=exact,
                                      need_turns=need_turns)
-            session = cls(folder, lock, device, options.export, options.spz_axes)
+            session = cls(folder, lock, device, options.export, options.spz_axes, after_turn)
             session._export_turns(range(folder.last_finished() + 1))
         except BaseException:
             lock.release()
@@ -105,8 +122,8 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, out: str | Path, device: Device | Any = "auto", export: str = "", spz_axes: str = "auto"
-             ) -> Session:
+    def open(cls, out: str | Path, device: Device | Any = "auto", export: str = "", spz_axes: str = "auto",
+             after_turn: AfterTurn | None = None) -> Session:
         """The session in `out`, with the settings it was created with.
 
         Args:
@@ -116,7 +133,7 @@ class Session:
         SessionFolder.open(out)  # "no session here" before the lock would create the folder
         lock = FolderLock(out, reentrant=False).acquire()
         try:
-            session = cls(SessionFolder.open(out), lock, device, export, spz_axes)  # as the last writer left it
+            session = cls(SessionFolder.open(out), lock, device, export, spz_axes, after_turn)  # as the last writer left it
             session._export_turns(range(session._folder.last_finished() + 1))
         except BaseException:
             lock.release()
@@ -192,8 +209,8 @@ class Session:
             cancel: when set, the turn stops at its next step with TurnCancelled; the finished turns
                 stay, no turn folder is left, and the turn is marked interrupted (as Ctrl-C does).
             preview_every: render TurnProgress.preview every this many steps (0: never).
-            reporter: an engine Reporter that gets every event too (the command line's display
-                and JSON-lines log, the live viewer).
+            reporter: an engine Reporter that gets every event too (the command line's display,
+                the live viewer); DIR/log.jsonl gets them in any case.
         """
         self._check_open()
         turn = Turn(instruction, target, keep)
@@ -205,7 +222,8 @@ class Session:
         record = self._folder.pending()[0]
         if cancel is not None and cancel.is_set():
             raise TurnCancelled(f"turn {record.index} ({instruction!r}) was cancelled before it started")
-        return self._run(record, _Feed(on_progress, cancel, preview_every, reporter))
+        log = TurnLog(JsonLog(self.folder / LOG_FILE))
+        return self._run(record, _Feed(on_progress, cancel, preview_every, [log, reporter]))
 
     def run_pending(self, on_progress=None, cancel=None, preview_every: int = 0, reporter=None) -> list[TurnInfo]:
         """Runs the planned turns in order (see `start`); returns them."""
@@ -287,7 +305,10 @@ class Session:
         record = engine.run_record(self._folder, state, record)
         self._state = state
         self._export_turns([record.index])
-        return self._info(record)
+        info = self._info(record)
+        if self.after_turn is not None:
+            self.after_turn(self, info)
+        return info
 
     def _export_turns(self, indices) -> None:
         if not self._export:
@@ -303,33 +324,36 @@ class Session:
 
 
 class _Feed:
-    """The engine's Reporter of one `run_turn`: progress to the callback, cancellation checks."""
+    """The engine's Reporter of one `run_turn`: every event to the `forward` reporters (the log, the
+    caller's), progress to the callback, cancellation checks."""
 
-    def __init__(self, on_progress, cancel: threading.Event | None, preview_every: int, forward: Reporter | None):
-        self.on_progress, self.cancel, self.preview_every, self.forward = on_progress, cancel, preview_every, forward
+    def __init__(self, on_progress, cancel: threading.Event | None, preview_every: int,
+                 forward: list[Reporter | None]):
+        self.on_progress, self.cancel, self.preview_every = on_progress, cancel, preview_every
+        self.forward = [r for r in forward if r is not None]
         self.scene = self.cameras = self.record = None
 
     def attach(self, scene, cameras) -> None:
         self.scene, self.cameras = scene, cameras
-        if self.forward:
-            self.forward.attach(scene, cameras)
+        for r in self.forward:
+            r.attach(scene, cameras)
 
     def turn_started(self, record: TurnRecord, total_steps: int) -> None:
         self.record = record
-        if self.forward:
-            self.forward.turn_started(record, total_steps)
+        for r in self.forward:
+            r.turn_started(record, total_steps)
 
     def step(self, p: Progress) -> None:
-        if self.forward:
-            self.forward.step(p)
+        for r in self.forward:
+            r.step(p)
         if self.on_progress is not None:
             self.on_progress(TurnProgress(self.record.index, p.step, p.total, p.loss, p.edits, self._preview(p.step)))
         if self.cancel is not None and self.cancel.is_set():
             raise TurnCancelled(f"turn {self.record.index} ({self.record.instruction!r}) was cancelled at step {p.step}")
 
     def turn_finished(self, record: TurnRecord) -> None:
-        if self.forward:
-            self.forward.turn_finished(record)
+        for r in self.forward:
+            r.turn_finished(record)
 
     def _preview(self, step: int):
         if not self.preview_every or step % self.preview_every:

@@ -24,7 +24,7 @@ from gsedit.atomic import write_json
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.session import SESSION_FILE, SessionFolder, Turn, continue_plan
 from gsedit.errors import GseditError
-from gsedit.evaluation.evaluate import COLUMNS, format_value
+from gsedit.evaluation.metrics_table import COLUMNS, format_value
 
 COMPARE_FILE = "compare.json"
 BACKENDS = ("3dgs", "nerfacto")
@@ -224,16 +224,18 @@ def edit_backend(options, scene_file: Path, folder: Path, turns: list[Turn], dev
 
     Args:
         options: the plan's SessionOptions (`planned_options`).
-        run: runs an open Session's planned turns (the console's `run_session`, or a script's own).
+        run: runs an open Session's planned turns (the console's `run_session`, or a script's own);
+            the session comes with a report_after_turn hook, so every backend has its report.html.
     """
     from gsedit.edit.api import Session
+    from gsedit.evaluation.report import report_after_turn
     from gsedit.scene.files import scene_backend
 
     # --export writes splat files: the 3DGS session's
     options = dataclasses.replace(options, export=options.export if scene_backend(scene_file) == "3dgs" else "")
     if not (folder / SESSION_FILE).is_file():
         with Session.start(folder, dataclasses.replace(options, scene=scene_file), turns, resume=False, exact=True,
-                           device=device) as session:
+                           device=device, after_turn=report_after_turn()) as session:
             run(session)
         return
     session = SessionFolder.open(folder)
@@ -246,7 +248,7 @@ def edit_backend(options, scene_file: Path, folder: Path, turns: list[Turn], dev
     new = turns[len(done):]
     if new or session.pending():
         with Session.start(folder, dataclasses.replace(options, scene=None), new, resume=True, exact=True,
-                           device=device) as opened:
+                           device=device, after_turn=report_after_turn()) as opened:
             run(opened)
 
 

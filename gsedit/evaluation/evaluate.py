@@ -2,28 +2,8 @@
 
 Turn k is scored against turn k-1 (Edit3D Table 1 scores the pairs (NeRF, turn 1), (turn 1, turn 2),
 ...), from the PNGs the session wrote, so evaluation renders nothing except the label masks mIoU
-needs:
-
-- psnr/ssim/lpips_unedited: turn k's renders against turn k-1's over the region the turn was not
-  meant to change, weighted by 1 - turn_k/masks (the feathered edge counts partly); preservation.
-  SSIM and LPIPS are means over views; the PSNR is that of the squared error pooled over the
-  unedited pixels of all views, so one view kept bit-exact (common: fusion keeps the outside) does
-  not make the turn's value infinite and hide the drift of the others.
-- edit_psnr: Watch Your Steps' Edit PSNR (Sec. 5, Metrics), whole views, mean over views.
-- clip_text_image, clip_image_sim, clip_frame_sim: WYS "Txt-Img Sim.", "Image Sim.", "Frame Sim.".
-- clip_direction: CLIP directional similarity (IN2N / Edit3D Sec. 4.3) between caption k-1 and k.
-- clip_direction_consistency: IN2N's direction consistency (WYS "Edit Sim.") of views i and i+1
-  in camera order.
-- miou: the turn's masks against the rendered ground-truth label of the object the turn names
-  (its --target, else its instruction; minus its --keep object), on the scene the masks were made
-  on (turn k-1). With `--segmenter labels` the masks are that ground truth by construction, so
-  mIoU then only checks the mechanics (feathering, PNG round trip).
-- seconds, peak_rss_mb, peak_cuda_mb: copied from session.json.
-
-Captions (for the CLIP scores): caption 0 describes the input scene and caption k the scene after
-turn k. Unless a captions file is given they are `base_caption` followed by the instructions so
-far, e.g. "a photo of a scene, make the sphere red, make the cube yellow"; metrics.json lists the
-ones used. Text-image similarity uses caption k.
+needs. This module walks the session and writes the file; what each metric of a row measures, and
+the captions the CLIP scores use, is in gsedit.evaluation.turn_metrics, the table in metrics_table.
 
 `DIR/refined/` (from `gsedit refine`), when it was made from the last finished turn, gets a row of
 its own: the last turn's metrics recomputed with the refined renders in place of the turn's
@@ -40,7 +20,6 @@ caption says the numbers measure mechanics, not edit quality.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,159 +31,32 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.atomic import write_json
+from gsedit.edit.refine import REFINED_DIR
 from gsedit.edit.session import SessionFolder, TurnRecord
 from gsedit.errors import GseditError, InputFileError
 from gsedit.evaluation.evaluate_config import EvalConfig
-from gsedit.metrics.image import edit_psnr, lpips, psnr, ssim
+from gsedit.evaluation.metrics_table import CLIP_COLUMNS, COLUMNS, COST_COLUMNS, METRICS_FILE
+from gsedit.evaluation.turn_metrics import (
+    captions_for,
+    clip_scores,
+    ground_truth_masks,
+    preservation,
+    read_images,
+    read_masks,
+    same_views,
+)
 from gsedit.metrics.masks import miou
-from gsedit.render.images import read_image_folder, read_mask
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from gsedit.cameras import Cameras
     from gsedit.metrics.clip import CLIPScorer
     from gsedit.scene.base import Scene
-
-METRICS_FILE = "metrics.json"
-REFINED = "refined"
-
-#: the metric columns of a row, with the table headers (arrows: which way is better)
-COLUMNS = {
-    "psnr_unedited": "PSNR↑ unedited",
-    "ssim_unedited": "SSIM↑ unedited",
-    "lpips_unedited": "LPIPS↓ unedited",
-    "edit_psnr": "Edit PSNR↑",
-    "clip_text_image": "CLIP txt-img↑",
-    "clip_direction": "CLIP dir↑",
-    "clip_direction_consistency": "CLIP dir cons↑",
-    "clip_image_sim": "CLIP img sim↑",
-    "clip_frame_sim": "CLIP frame sim↑",
-    "miou": "mIoU↑",
-}
-CLIP_COLUMNS = [k for k in COLUMNS if k.startswith("clip_")]
-COST_COLUMNS = {"seconds": "s", "peak_rss_mb": "peak RSS MB", "peak_cuda_mb": "peak CUDA MB"}
-
-
-# -- reading the session ------------------------------------------------------------------------
-def read_images(folder: Path) -> tuple[list[str], Tensor]:
-    """(file names, [V, H, W, 3] images in [0, 1]) of the PNGs in `folder`, sorted by name."""
-    return read_image_folder(folder, "*.png")
-
-
-def read_masks(folder: Path) -> tuple[list[str], Tensor]:
-    """(file names, [V, H, W] masks in [0, 1]) of the mask PNGs in `folder` (colour: mean of RGB)."""
-    return read_image_folder(folder, "*.png", read=read_mask)
-
-
-def _same_views(
-    expected: tuple[list[str], Tensor], found: tuple[list[str], Tensor], folder: Path
-) -> None:
-    """The images or masks `found` in `folder` cover the views of `expected`, at the same size."""
-    (names_a, a), (names_b, b) = expected, found
-    if names_a != names_b or a.shape[:3] != b.shape[:3]:
-        raise InputFileError(
-            folder,
-            f"{len(names_b)} images of {tuple(b.shape[1:3])} do not match the previous turn's "
-            f"{len(names_a)} of {tuple(a.shape[1:3])} (names and sizes must agree).",
-        )
-
-
-def captions_for(records: list[TurnRecord], config: EvalConfig) -> list[str]:
-    """Caption of the scene after every turn, index 0 = input (see the module docstring)."""
-    count = len(records) + 1
-    if config.captions is None:
-        instructions = [r.instruction for r in records]
-        return [", ".join([config.base_caption, *instructions[:k]]) for k in range(count)]
-    path = Path(config.captions)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"not a readable JSON captions file ({exc}).") from None
-    if isinstance(data, dict):
-        data = [data.get(str(k)) for k in range(count)]
-    if (
-        not isinstance(data, list)
-        or len(data) < count
-        or not all(isinstance(c, str) for c in data[:count])
-    ):
-        raise InputFileError(
-            path,
-            f"expected {count} captions (the input scene, then after each of the {count - 1} turns) "
-            'as a JSON list of strings or {"0": ..., "1": ...}.',
-        )
-    return data[:count]
-
 
 def is_stand_in(session: SessionFolder) -> bool:
     """True when the session's editor is an offline stand-in (its numbers are not edit quality)."""
     from gsedit.models.synthetic import SyntheticEditor
 
     return session.data.get("plugins", {}).get("editor") == SyntheticEditor.name
-
-
-# -- metrics of one row -------------------------------------------------------------------------
-def _mean(values: Tensor) -> float | None:
-    """Mean of the finite-or-infinite entries of `values`, NaN ignored; None when all are NaN."""
-    value = float(torch.nanmean(values.double()))
-    return None if math.isnan(value) else value
-
-
-def preservation(
-    before: Tensor, after: Tensor, masks: Tensor, lpips_net
-) -> dict[str, float | None]:
-    """Image scores of `after` against `before` ([V, H, W, 3]) outside the turn `masks` [V, H, W]."""
-    unedited = 1 - masks
-    views, h, w = masks.shape
-    return {  # views stacked into one tall image: one PSNR of the pooled squared error
-        "psnr_unedited": _mean(
-            psnr(
-                after.reshape(1, views * h, w, 3),
-                before.reshape(1, views * h, w, 3),
-                unedited.reshape(1, views * h, w),
-            )
-        ),
-        "ssim_unedited": _mean(ssim(after, before, unedited)),
-        "lpips_unedited": None
-        if lpips_net is None
-        else _mean(lpips(after, before, unedited, net=lpips_net)),
-        "edit_psnr": float(edit_psnr(before, after)),
-    }
-
-
-def clip_scores(
-    scorer: CLIPScorer, before: Tensor, after: Tensor, caption_before: str, caption_after: str
-) -> dict:
-    """The CLIP columns of one row, each the mean over views (pairs of neighbouring views)."""
-    scores = {
-        "clip_text_image": _mean(scorer.text_image_similarity(after, caption_after)),
-        "clip_direction": _mean(
-            scorer.directional_similarity(before, after, caption_before, caption_after)
-        ),
-        "clip_direction_consistency": None,  # needs two views
-        "clip_image_sim": _mean(scorer.image_similarity(before, after)),
-        "clip_frame_sim": None,
-    }
-    if len(after) >= 2:
-        neighbours = (before[:-1], after[:-1], before[1:], after[1:])
-        scores["clip_direction_consistency"] = _mean(scorer.direction_consistency(*neighbours))
-        scores["clip_frame_sim"] = _mean(scorer.frame_similarity(after))
-    return scores
-
-
-def ground_truth_masks(scene: Scene, cameras: Cameras, record: TurnRecord) -> Tensor:
-    """[C, H, W] rendered coverage of the labelled object turn `record` names, minus its keep object.
-
-    Raises:
-        GseditError: the scene has no labels, or no label is named.
-    """
-    from gsedit.edit.masks import label_masks
-
-    target_what = "--target" if record.target else "the instruction"
-    gt = label_masks(scene, cameras, record.target or record.instruction, target_what)
-    if record.keep:
-        gt = gt * (1 - label_masks(scene, cameras, record.keep, "--keep"))
-    return gt
 
 
 # -- the session --------------------------------------------------------------------------------
@@ -293,8 +145,8 @@ def _turn_rows(
         folder = session.turn_dir(record.index)
         current = read_images(folder / "renders")
         masks = read_masks(folder / "masks")
-        _same_views(previous, current, folder / "renders")
-        _same_views(current, masks, folder / "masks")
+        same_views(previous, current, folder / "renders")
+        same_views(current, masks, folder / "masks")
         row = {"turn": record.index, "instruction": record.instruction}
         row.update(
             _row(
@@ -315,7 +167,7 @@ def _turn_rows(
 
 def _refined_row(tools: _Tools, session: SessionFolder, last: dict, captions: list[str]) -> dict | None:
     """The refined row (see the module docstring); `last` holds the last turn's inputs."""
-    folder = session.folder / REFINED
+    folder = session.folder / REFINED_DIR
     entry = session.data.get("refine")
     if not folder.is_dir() or entry is None:
         return None
@@ -337,7 +189,7 @@ def _refined_row(tools: _Tools, session: SessionFolder, last: dict, captions: li
         after = F.interpolate(
             after.permute(0, 3, 1, 2), size=before.shape[1:3], mode="area"
         ).permute(0, 2, 3, 1)
-    row = {"turn": REFINED, "instruction": record.instruction}
+    row = {"turn": REFINED_DIR, "instruction": record.instruction}
     row.update(
         _row(
             tools,
@@ -439,53 +291,3 @@ def evaluate_session(
     metrics = _json_value(metrics)
     write_json(session.folder / METRICS_FILE, metrics)
     return metrics
-
-
-# -- the table ----------------------------------------------------------------------------------
-def format_value(value: Any) -> str:
-    """A metric or cost as table text: — for null, ∞ for metrics.json's "inf", 4 digits for floats."""
-    if value is None:
-        return "—"
-    if value == "inf":
-        return "∞"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_table(metrics: dict) -> Table:
-    """A rich table of metrics.json: one row per turn, the refined row, the mean over turns."""
-    from rich.table import Table
-
-    keys = list(COLUMNS) + list(COST_COLUMNS)
-    captions = []
-    if metrics.get("editor_is_stand_in"):
-        captions.append(
-            f"editor '{metrics.get('editor')}' is an offline stand-in: these numbers measure the "
-            "mechanics of the loop, NOT edit quality."
-        )
-    if metrics.get("unavailable"):
-        missing = sorted({u["metric"] for u in metrics["unavailable"]})
-        captions.append(
-            f"— = not available ({', '.join(missing)}; see 'unavailable' in metrics.json)."
-        )
-    table = Table(title="gsedit eval", caption="\n".join(captions) or None, caption_justify="left")
-    table.add_column("turn", no_wrap=True)
-    for key in keys:
-        table.add_column({**COLUMNS, **COST_COLUMNS}[key], justify="right")
-    rows = list(metrics.get("turns", []))
-    if metrics.get("refined"):
-        rows.append(metrics["refined"])
-    for row in rows:
-        table.add_row(str(row["turn"]), *(format_value(row.get(k)) for k in keys))
-    summary = metrics.get("summary", {})
-    mean = summary.get("mean", {})
-    table.add_section()
-    table.add_row(
-        "mean (s: total)",
-        *(format_value(mean.get(k)) for k in COLUMNS),
-        format_value(summary.get("total_seconds")),
-        format_value(summary.get("max_peak_rss_mb")),
-        "",
-    )
-    return table

@@ -1,8 +1,9 @@
 """The HTML session report DIR/report.html, and the turntable videos it shows.
 
 Everything is linked by relative path (images, videos, .ply files), so the report opens from disk
-and keeps working when the session folder is moved or zipped. It is cheap to write: call it after
-every turn.
+and keeps working when the session folder is moved or zipped. It is cheap to write: every turn run
+through a `gsedit.Session` given `report_after_turn()` as its after_turn hook rewrites it (the
+command line, batch, comparisons and the tools that run them do).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from gsedit.atomic import atomic_path
 from gsedit.edit.refine import REFINED_DIR
 from gsedit.edit.session import SessionFolder, TurnRecord, turn_dirname
 from gsedit.errors import InputFileError
+from gsedit.evaluation.metrics_table import METRICS_FILE
 from gsedit.scene.base import Scene
 
 REPORT_FILE = "report.html"
-METRICS_FILE = "metrics.json"
 TURNTABLE = "renders/turntable.mp4"
 BEFORE_AFTER = "renders/before_after.mp4"
 
@@ -272,6 +273,31 @@ def write_report(session: SessionFolder, max_views: int = 6) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def report_after_turn(turntable: bool = False, on_report: Callable[[Path], None] | None = None):
+    """A `gsedit.Session` after_turn hook: after every finished turn its turntable videos (when
+    `turntable`) and a fresh report.html; `on_report` gets the report's path (the console prints it).
+
+    Example: `Session.create("out/", ..., after_turn=report_after_turn())`.
+    """
+
+    def after_turn(session, turn) -> None:
+        path = update_report(session, turn.index, turntable)
+        if on_report is not None:
+            on_report(path)
+
+    return after_turn
+
+
+def update_report(session, index: int, turntable: bool = False) -> Path:
+    """Turn `index`'s videos (when `turntable`) and a fresh report of the open gsedit.Session
+    `session`; returns the report's path."""
+    if turntable:
+        from gsedit.scene.files import load_scene_file
+
+        write_turn_videos(session.record, index, lambda path: load_scene_file(path, session.device))
+    return write_report(session.record)
 
 
 def write_turn_videos(

@@ -16,11 +16,11 @@ from rich.console import Console
 
 from gsedit.edit.config import EditConfig
 from gsedit.edit.engine import Engine, write_input_turn
-from gsedit.edit.session import Turn
-from gsedit.edit.session import SessionFolder
+from gsedit.edit.session import SessionFolder, Turn
 from gsedit.errors import InputFileError
-from gsedit.evaluation.evaluate import CLIP_COLUMNS, evaluate_session, format_table
+from gsedit.evaluation.evaluate import evaluate_session
 from gsedit.evaluation.evaluate_config import EvalConfig
+from gsedit.evaluation.metrics_table import CLIP_COLUMNS, format_table
 from gsedit.metrics.image import load_lpips, lpips, ssim
 from gsedit.models.synthetic import SyntheticEditor
 from tests.edit.fake_scene import FakeScene, fake_cameras

@@ -272,7 +272,7 @@ def test_a_folder_cameras_are_not_mapped_twice(folders):
 def test_a_batch_job_on_a_trainer_folder_needs_no_cameras(folders, tmp_path):
     import yaml
 
-    from gsedit.commands.batch import load_jobs
+    from gsedit.batch.jobs import load_jobs
 
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(yaml.safe_dump({"jobs": [
