@@ -45,6 +45,10 @@ def ray_head(monkeypatch):
     if ray is None:
         pytest.fail("the ray command is missing: gsedit's Ray dependency installs it")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    from ray._private.utils import get_ray_address_file
+
+    address_file = Path(get_ray_address_file(None))  # `ray start` writes the head's address there
+    before = address_file.read_bytes() if address_file.is_file() else None
     head = subprocess.Popen(
         [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(free_port()), "--num-cpus", "2",
          "--include-dashboard", "false", "--disable-usage-stats", "--block"],
@@ -72,6 +76,11 @@ def ray_head(monkeypatch):
             time.sleep(0.5)
         else:
             os.killpg(head.pid, signal.SIGKILL)
+        # a stopped head's address left behind would make a later ray.init() join nothing
+        if before is None:
+            address_file.unlink(missing_ok=True)
+        else:
+            address_file.write_bytes(before)
 
 
 def test_two_jobs_run_on_a_head_started_with_ray_start(ray_head, tmp_path, capsys):

@@ -10,6 +10,8 @@ crash) is reported and the others carry on.
 
 from __future__ import annotations
 
+import os
+
 import re
 import time
 import traceback
@@ -166,7 +168,10 @@ def run_jobs(plan: BatchPlan, address: str | None = None, quiet: bool = False,
     connected_here = not ray.is_initialized()
     if connected_here:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+            # without --address a new local instance, even where `ray start` left a cluster's address
+            # file behind (Ray would join that one, or fail on it once stopped); RAY_ADDRESS still joins
+            local = address if address is not None else os.environ.get("RAY_ADDRESS") or "local"
+            ray.init(address=local, include_dashboard=False, log_to_driver=not quiet)
         except (ConnectionError, RuntimeError) as exc:  # ConnectionError is an OSError: not "a file: ..."
             if address is None:
                 raise
