@@ -15,8 +15,6 @@ import numpy as np
 import torch
 
 from gsedit.atomic import write_json
-from gsedit.edit.delete import delete_selection
-from gsedit.edit.preview import preview_next_turn
 from gsedit.errors import GseditError
 from gsedit.render.images import to_uint8
 from gsedit.studio.panels import EditPanel, ExportPanel, HistoryPanel, SelectionPanel
@@ -150,6 +148,9 @@ class Studio:
             check_instruction(instruction, "Instruction")
         except GseditError as exc:
             return str(exc)
+        if self.selection.use.value != "none" and (self.selected is None or not bool(self.selected.any())):
+            return (f"Use selection as {self.selection.use.value}: nothing is selected (click the scene, "
+                    "or set it to none).")
         return None
 
     def preview(self, instruction: str, client) -> None:
@@ -164,7 +165,7 @@ class Studio:
         camera = self._client_camera(client, max(self.session.cameras.width, self.session.cameras.height))
         self.edit.say("previewing ...")
         try:
-            result = preview_next_turn(self.session, instruction, camera)
+            result = self.session.preview(camera, instruction, **self._selection_use())
         except GseditError as exc:
             self.edit.say(f"**error:** {exc}")
             return
@@ -182,10 +183,18 @@ class Studio:
         self._cancel = threading.Event()
         self.edit.running(True)
         self.edit.say("starting the turn ...")
-        self.worker = threading.Thread(target=self._run_turn, args=(instruction,), name="gsedit-studio-turn", daemon=True)
+        self.worker = threading.Thread(target=self._run_turn, args=(instruction, self._selection_use()),
+                                       name="gsedit-studio-turn", daemon=True)
         self.worker.start()
 
-    def _run_turn(self, instruction: str) -> None:
+    def _selection_use(self) -> dict:
+        """run_turn's / preview's selection arguments from "Use selection as" (none, target, keep)."""
+        use = self.selection.use.value
+        if use == "none":
+            return {}
+        return {f"{use}_selection": self.selected.clone()}
+
+    def _run_turn(self, instruction: str, selections: dict) -> None:
         from gsedit.edit import TurnCancelled
 
         start = time.monotonic()
@@ -198,7 +207,7 @@ class Studio:
 
         try:
             info = self.session.run_turn(instruction, on_progress=progress, cancel=self._cancel,
-                                         preview_every=self.config.preview_every)
+                                         preview_every=self.config.preview_every, **selections)
             self.edit.say(f"turn {info.index} done in {info.seconds:.1f} s: {info.scene_path}")
         except TurnCancelled:
             self.edit.say("cancelled: no turn written (finished turns kept)")
@@ -280,7 +289,7 @@ class Studio:
             return
         selected = self.selected
         self._exclusive(lambda: self.edit.say(
-            f"turn {delete_selection(self.session, selected).index}: {int(selected.sum())} Gaussians deleted"))
+            f"turn {self.session.delete_gaussians(selected).index}: {int(selected.sum())} Gaussians deleted"))
 
     # -- named selections (kept in the session folder, so they survive the page) ---------------
     def _named(self) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 OVERLAY_CHOICES = ("none", "mask", "relevance")
+SELECTION_USES = ("none", "target", "keep")
 
 
 class EditPanel:
@@ -81,6 +82,9 @@ class SelectionPanel:
         self.name = gui.add_text("Selection name", initial_value="")
         self.keep = gui.add_button("Keep selection", hint="save it under the name above")
         self.named = gui.add_dropdown("Named selections", ("(none)",), initial_value="(none)")
+        self.use = gui.add_dropdown("Use selection as", SELECTION_USES, initial_value="none",
+                                    hint="target: the next turn (and Preview) edits only the selection; "
+                                         "keep: they never touch it")
         self.clear.on_click(lambda _: studio.clear_selection())
         self.delete.on_click(lambda _: studio.delete_selection())
         self.keep.on_click(lambda _: studio.keep_selection(self.name.value))
