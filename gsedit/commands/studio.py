@@ -54,11 +54,22 @@ class Studio(EditRun):
         try:
             if not is_loopback(self.host):
                 print(REMOTE_WARNING.format(host=self.host, port=self.port, folder=session.folder))
-            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.frame_side))
+            sam = sam_settings(self, session)
+            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.frame_side, **sam))
             print(f"studio at {app.url} (session {session.folder}; Ctrl-C to stop)")
             app.serve_forever()
         finally:
             session.close()
+
+
+def sam_settings(args: Studio, session) -> dict:
+    """The SAM weights for click selection: --sam-checkpoint, else the session's own ADSS settings."""
+    if args.adss.sam_checkpoint is not None:
+        return {"sam_checkpoint": args.adss.sam_checkpoint, "sam_model_type": args.adss.sam_model_type}
+    adss = session.record.data["plugins"].get("adss") or {}
+    if adss.get("sam_checkpoint"):
+        return {"sam_checkpoint": Path(adss["sam_checkpoint"]), "sam_model_type": adss.get("sam_model_type", "vit_h")}
+    return {}
 
 
 def open_session(args: Studio):

@@ -188,3 +188,19 @@ def as_selection(folder: Path, selection, count: int) -> Tensor | None:
     if len(selected) != count:
         raise GseditError(f"The selection has {len(selected):,} entries; the scene has {count:,} Gaussians.")
     return selected
+
+
+def sam_selection(scene: GaussianScene, camera: Cameras, points: Tensor, positive: Tensor, segmenter
+                  ) -> tuple[Tensor, Tensor]:
+    """The Gaussians of SAM's mask for clicks on one view: ([N] bool selection, [H, W] bool mask).
+
+    Args:
+        camera: the clicked view (one camera); its render is what SAM segments.
+        points: [K, 2] (x, y) pixel coordinates of the clicks in `camera`.
+        positive: [K] bool, False for negative clicks.
+        segmenter: a gsedit.models.sam_points.SamPointSegmenter.
+    """
+    with torch.no_grad():
+        image = scene.render(camera).rgb[0]  # [H, W, 3]
+    mask = segmenter.segment(image, points, positive)  # [H, W]
+    return mask_selection(scene.geometry(), camera, mask[None].float().to(scene.device)), mask

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +40,11 @@ class StudioConfig:
     """Longer side of a server-rendered frame while the camera moves."""
     preview_every: int = 10
     """Steps between live pictures of a running turn (0: none)."""
+    sam_checkpoint: Path | None = None
+    """SAM weights (.pth): clicks are segmented with SAM's point prompts on the clicked view and lifted
+    to the Gaussians; without them the selection grows in 3D from the clicked Gaussians."""
+    sam_model_type: str = "vit_h"
+    """SAM backbone of sam_checkpoint (vit_h, vit_l, vit_b)."""
 
 
 class Studio:
@@ -55,6 +61,13 @@ class Studio:
         self._cancel: threading.Event | None = None
         self.worker: threading.Thread | None = None
         self.selected: torch.Tensor | None = None  # [N] bool over the last finished turn's Gaussians
+        self._prompts = None  # SAM clicks on one view: (camera pose, selection before them, [(x, y, positive)])
+        self.sam = None
+        if self.config.sam_checkpoint is not None:  # clicks become SAM point prompts (else grown in 3D)
+            from gsedit.models.sam_points import SamPointSegmenter
+
+            self.sam = SamPointSegmenter.from_checkpoint(self.config.sam_checkpoint, self.config.sam_model_type,
+                                                         self.device)
         self.server = viser.ViserServer(host=self.config.host, port=self.config.port, verbose=False)
         self.server.gui.configure_theme(control_width="large")
         self.edit = EditPanel(self)
@@ -106,6 +119,7 @@ class Studio:
         finally:
             self.quiet = False
         self.selected = None
+        self._prompts = None
         self._show_selection()
         self.view_changed()
 
@@ -258,11 +272,33 @@ class Studio:
             return
         camera = self._client_camera(event.client, self.config.max_side)
         u, v = event.screen_pos
-        grown = grow_selection(scene.gaussians, clicked_gaussians(scene, camera, u, v))
-        current = self.selected if self.selected is not None else torch.zeros_like(grown)
-        self.selected = current & ~grown if negative or self.selection.negative.value else current | grown
+        negative = negative or bool(self.selection.negative.value)
+        if self.sam is not None:
+            self.selected = self._sam_click(scene, camera, event.client, u, v, negative)
+        else:
+            grown = grow_selection(scene.gaussians, clicked_gaussians(scene, camera, u, v))
+            current = self.selected if self.selected is not None else torch.zeros_like(grown)
+            self.selected = current & ~grown if negative else current | grown
         self._show_selection()
         self._show_last()
+
+    def _sam_click(self, scene, camera, client, u: float, v: float, negative: bool) -> torch.Tensor:
+        """[N] bool: the selection before this view's clicks, plus SAM's mask of all of them lifted.
+
+        Clicks accumulate as SAM's point prompts while the camera stays put; moving it starts a new
+        set of prompts on the new view, added to what was selected before.
+        """
+        from gsedit.edit.selection import sam_selection
+
+        pose = (tuple(client.camera.wxyz), tuple(client.camera.position), float(client.camera.fov))
+        if self._prompts is None or self._prompts[0] != pose:
+            base = self.selected if self.selected is not None else torch.zeros(len(scene), dtype=torch.bool)
+            self._prompts = (pose, base, [])
+        _, base, points = self._prompts
+        points.append((u * camera.width, v * camera.height, not negative))
+        lifted, _ = sam_selection(scene, camera, torch.tensor([p[:2] for p in points]),
+                                  torch.tensor([p[2] for p in points]), self.sam)
+        return base | lifted
 
     def _show_last(self) -> None:
         """Shows the last turn (where the selection lives), with the selection tinted."""
@@ -280,6 +316,7 @@ class Studio:
 
     def clear_selection(self) -> None:
         self.selected = None
+        self._prompts = None
         self._show_selection()
         self.view_changed()
 
