@@ -77,14 +77,14 @@ class SelectionPanel:
         self.studio = studio
         self.negative = gui.add_checkbox("Negative clicks", False, hint="clicks remove from the selection (or hold Shift)")
         self.summary = gui.add_markdown("nothing selected: click the scene")
+        self.use = gui.add_dropdown("Use selection as", SELECTION_USES, initial_value="none",
+                                    hint="target: the next turn (and Preview) edits only the selection; "
+                                         "keep: they never touch it")
         self.clear = gui.add_button("Clear selection")
         self.delete = gui.add_button("Delete selection", hint="a turn that removes the selected Gaussians")
         self.name = gui.add_text("Selection name", initial_value="")
         self.keep = gui.add_button("Keep selection", hint="save it under the name above")
         self.named = gui.add_dropdown("Named selections", ("(none)",), initial_value="(none)")
-        self.use = gui.add_dropdown("Use selection as", SELECTION_USES, initial_value="none",
-                                    hint="target: the next turn (and Preview) edits only the selection; "
-                                         "keep: they never touch it")
         self.clear.on_click(lambda _: studio.clear_selection())
         self.delete.on_click(lambda _: studio.delete_selection())
         self.keep.on_click(lambda _: studio.keep_selection(self.name.value))
