@@ -76,8 +76,8 @@ def open_session(args: Studio):
     """The gsedit.Session the studio edits: SCENE when it is a session folder, else a new session of
     SCENE in --out (or the one already in --out when no SCENE is given); it holds the lock."""
     from gsedit.commands.options import resolve_device
-    from gsedit.commands.sessions import edit_options
     from gsedit.edit.api import Session
+    from gsedit.edit.options import options_of
     from gsedit.edit.session import SESSION_FILE
 
     device = resolve_device(args.device)
@@ -87,4 +87,4 @@ def open_session(args: Studio):
         if not (Path(args.out) / SESSION_FILE).is_file():
             raise GseditError(f"gsedit studio needs a scene (with --cameras) or a session folder; {args.out} holds no session.")
         return Session.open(args.out, device=device, export=args.export)
-    return Session.start(args.out, edit_options(args), [], resume=False, device=device, need_turns=False)
+    return Session.start(args.out, options_of(args), [], resume=False, device=device, need_turns=False)

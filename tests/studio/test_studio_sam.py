@@ -56,3 +56,22 @@ def test_clicks_with_sam_weights_are_point_prompts_lifted_to_the_gaussians(tmp_p
             assert app.selected is not None and torch.equal(app.selected, lifted)
         finally:
             app.stop()
+
+
+def test_a_missing_sam_checkpoint_is_named_before_the_studio_starts(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.studio.test_studio import ROOT
+
+    scene = tmp_path / "scene.ply"
+    cameras = write_synthetic_scene(scene, SyntheticSceneConfig(points_per_object=50), n_cameras=2, size=16)
+    done = subprocess.run([sys.executable, "-m", "gsedit", "studio", str(scene), "--cameras", str(cameras),
+                           "--out", str(tmp_path / "s"), "--editor", "synthetic", "--device", "cpu",
+                           "--sam-checkpoint", str(tmp_path / "missing.pth"), "--sam-model-type", "vit_b",
+                           "--port", str(free_port())], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode != 0
+    assert "missing.pth' does not exist" in done.stderr + done.stdout
+    from gsedit.edit.lock import FolderLock
+
+    FolderLock(tmp_path / "s", reentrant=False).acquire().release()  # the studio let go of the folder
