@@ -79,7 +79,9 @@ def _run_pending_turns(session, quiet: bool, turntable: bool, view_port: int | N
             console.print(f"live viewer at {live.viewer.url}")
             reporter = live
         for turn in session.pending:
-            finished.append(session.run_turn(turn.instruction, turn.target, turn.keep, reporter=reporter))
+            finished.append(session.run_turn(turn.instruction, turn.target, turn.keep, reporter=reporter,
+                                             target_selection=turn.target_selection,
+                                             keep_selection=turn.keep_selection))
     for info in finished:
         console.print(f"turn {info.index} done in {info.seconds:.1f} s → {info.scene_path.parent}")
     return live

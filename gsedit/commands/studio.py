@@ -54,19 +54,30 @@ class Studio(EditRun):
         try:
             if not is_loopback(self.host):
                 print(REMOTE_WARNING.format(host=self.host, port=self.port, folder=session.folder))
-            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.frame_side))
+            sam = sam_settings(self, session)
+            app = StudioApp(session, StudioConfig(host=self.host, port=self.port, max_side=self.frame_side, **sam))
             print(f"studio at {app.url} (session {session.folder}; Ctrl-C to stop)")
             app.serve_forever()
         finally:
             session.close()
 
 
+def sam_settings(args: Studio, session) -> dict:
+    """The SAM weights for click selection: --sam-checkpoint, else the session's own ADSS settings."""
+    if args.adss.sam_checkpoint is not None:
+        return {"sam_checkpoint": args.adss.sam_checkpoint, "sam_model_type": args.adss.sam_model_type}
+    adss = session.record.data["plugins"].get("adss") or {}
+    if adss.get("sam_checkpoint"):
+        return {"sam_checkpoint": Path(adss["sam_checkpoint"]), "sam_model_type": adss.get("sam_model_type", "vit_h")}
+    return {}
+
+
 def open_session(args: Studio):
     """The gsedit.Session the studio edits: SCENE when it is a session folder, else a new session of
     SCENE in --out (or the one already in --out when no SCENE is given); it holds the lock."""
     from gsedit.commands.options import resolve_device
-    from gsedit.commands.sessions import edit_options
     from gsedit.edit.api import Session
+    from gsedit.edit.options import options_of
     from gsedit.edit.session import SESSION_FILE
 
     device = resolve_device(args.device)
@@ -76,4 +87,4 @@ def open_session(args: Studio):
         if not (Path(args.out) / SESSION_FILE).is_file():
             raise GseditError(f"gsedit studio needs a scene (with --cameras) or a session folder; {args.out} holds no session.")
         return Session.open(args.out, device=device, export=args.export)
-    return Session.start(args.out, edit_options(args), [], resume=False, device=device, need_turns=False)
+    return Session.start(args.out, options_of(args), [], resume=False, device=device, need_turns=False)

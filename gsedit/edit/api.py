@@ -29,6 +29,9 @@ from gsedit.edit.start import export_formats, export_turns, start_or_resume
 from gsedit.edit.turn_log import LOG_FILE, JsonLog, TurnLog
 from gsedit.errors import GseditError
 
+Selection = Any
+"""A selection of Gaussians: an [N] bool tensor or array, a file name that a turn recorded, or None."""
+
 
 @dataclass(frozen=True)
 class TurnInfo:
@@ -45,6 +48,10 @@ class TurnInfo:
     """Editor calls made."""
     loss: float | None
     """The last training loss."""
+    target_selection: str | None = None
+    """The file (relative to the folder) of the selection of Gaussians the turn edited, if one was given."""
+    keep_selection: str | None = None
+    """The file of the selection of Gaussians the turn kept unchanged, if one was given."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +203,7 @@ class Session:
 
     # -- turns -------------------------------------------------------------------------------
     def run_turn(self, instruction: str, target: str | None = None, keep: str | None = None, *,
+                 target_selection: Selection = None, keep_selection: Selection = None,
                  on_progress: Callable[[TurnProgress], None] | None = None,
                  cancel: threading.Event | None = None, preview_every: int = 0,
                  reporter: Reporter | None = None) -> TurnInfo:
@@ -205,6 +213,11 @@ class Session:
         else this turn replaces the planned ones.
 
         Args:
+            target_selection: [N] bool over the last finished turn's Gaussians: edit only where they
+                show (rendered into per-view masks), instead of the segmenter's target mask. Stored
+                in the folder (turn_selections/) and named in the turn's record, so `--resume`
+                redoes the turn exactly; a TurnInfo's or Turn's file name is accepted too.
+            keep_selection: [N] bool (or a file name, as above): never edit where they show.
             on_progress: called after every step with a TurnProgress.
             cancel: when set, the turn stops at its next step with TurnCancelled; the finished turns
                 stay, no turn folder is left, and the turn is marked interrupted (as Ctrl-C does).
@@ -213,8 +226,9 @@ class Session:
                 the live viewer); DIR/log.jsonl gets them in any case.
         """
         self._check_open()
-        turn = Turn(instruction, target, keep)
         check_instruction(instruction, f"Turn {self._folder.last_finished() + 1}")
+        turn = Turn(instruction, target, keep, self._selection_file(target_selection),
+                    self._selection_file(keep_selection))
         pending = self._folder.pending()
         if not pending or pending[0].turn != turn:
             self._folder.drop_pending()
@@ -227,8 +241,61 @@ class Session:
 
     def run_pending(self, on_progress=None, cancel=None, preview_every: int = 0, reporter=None) -> list[TurnInfo]:
         """Runs the planned turns in order (see `start`); returns them."""
-        return [self.run_turn(t.instruction, t.target, t.keep, on_progress=on_progress, cancel=cancel,
+        return [self.run_turn(t.instruction, t.target, t.keep, target_selection=t.target_selection,
+                              keep_selection=t.keep_selection, on_progress=on_progress, cancel=cancel,
                               preview_every=preview_every, reporter=reporter) for t in self.pending]
+
+    def preview(self, camera, instruction: str, target: str | None = None, keep: str | None = None, *,
+                target_selection: Selection = None, keep_selection: Selection = None):
+        """The next turn's edit of one view, nothing written: its last scene, settings, editor,
+        segmenter and masks (loaded once, as its turns load them), its input for in2n's conditions.
+
+        Args:
+            camera: one camera (a Cameras of length 1), at any resolution.
+            target, keep, target_selection, keep_selection: as `run_turn`'s.
+
+        Returns:
+            gsedit.edit.preview.Preview: before, edited, mask ([H, W, 3], [H, W, 3], [H, W]), seconds.
+        """
+        from gsedit.edit.engine import calibrate_stand_in
+        from gsedit.edit.masks import SelectedRegions
+        from gsedit.edit.preview import preview_view
+        from gsedit.edit.selection import as_selection
+
+        self._check_open()
+        check_instruction(instruction, "The instruction")
+        engine = self._engine(None)
+        scene, original = self.scene(), self.scene(0)
+        calibrate_stand_in(engine.editor, [original, scene], self.cameras)
+        selected = SelectedRegions(*(as_selection(self.folder, s, len(scene)) for s in (target_selection, keep_selection)))
+        return preview_view(scene, camera.to(scene.device), Turn(instruction, target, keep), self._folder.settings,
+                            engine.editor, engine.segmenter, original, selected)
+
+    def delete_gaussians(self, selected) -> TurnInfo:
+        """A turn that removes the `selected` [N] bool Gaussians of the last finished turn (no editor):
+        a normal turn folder, undoable and exported; planned turns give way, as for a new run_turn.
+
+        Raises:
+            GseditError: a NeRF session, nothing selected, or everything selected.
+        """
+        import torch
+
+        from gsedit.edit.delete import delete_turn
+        from gsedit.scene.gaussian_scene import GaussianScene
+
+        self._check_open()
+        scene = self.scene()
+        if not isinstance(scene, GaussianScene):
+            raise GseditError("Deleting Gaussians works on 3DGS scenes; this session's scene is a NeRF.")
+        selected = torch.as_tensor(selected, dtype=torch.bool).flatten().cpu()
+        if len(selected) != len(scene):
+            raise GseditError(f"delete_gaussians: the selection has {len(selected):,} entries, the last turn's "
+                              f"scene {len(scene):,} Gaussians.")
+        self._folder.drop_pending()
+        record = delete_turn(self._folder, scene, selected, self.cameras)
+        self._state = None  # the next turn starts from the file just written, not the carried scene
+        self._export_turns([record.index])
+        return self._info(record)
 
     def undo(self) -> int:
         """Drops the last finished turn (its folder and record); returns its index."""
@@ -320,7 +387,16 @@ class Session:
 
     def _info(self, record: TurnRecord) -> TurnInfo:
         return TurnInfo(record.index, record.instruction, record.target, record.keep,
-                        self._folder.scene_path(record.index), record.seconds, record.edits, record.loss)
+                        self._folder.scene_path(record.index), record.seconds, record.edits, record.loss,
+                        record.target_selection, record.keep_selection)
+
+    def _selection_file(self, selection: Selection) -> str | None:
+        """The session-folder file of `selection` (written now if it is a tensor), or None."""
+        if selection is None or isinstance(selection, str):
+            return selection
+        from gsedit.edit.selection import write_selection
+
+        return write_selection(self.folder, selection)
 
 
 class _Feed:

@@ -61,16 +61,3 @@ def delete_turn(folder: SessionFolder, scene: GaussianScene, selected: Tensor, c
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     folder.update(record)
     return record
-
-
-
-def delete_selection(session, selected: Tensor) -> TurnRecord:
-    """`delete_turn` on an open `gsedit.Session` (which holds the lock): its last scene and cameras."""
-    scene = session.scene()
-    if not isinstance(scene, GaussianScene):
-        raise GseditError("Delete selection works on 3DGS scenes; this session's scene is a NeRF.")
-    session.record.drop_pending()  # a cancelled turn's plan gives way, as a new run_turn's does
-    record = delete_turn(session.record, scene, selected, session.cameras)
-    session._state = None  # the scene a next turn starts from is the file just written, not the carried one
-    session._export_turns([record.index])
-    return record

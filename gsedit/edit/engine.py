@@ -15,8 +15,9 @@ from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
 from gsedit.edit.lock import FolderLock
 from gsedit.edit.loop import Progress, TurnResult, run_turn
+from gsedit.edit.masks import SelectedRegions
 from gsedit.edit.memory import Preflight, out_of_memory_error
-from gsedit.edit.session import SessionFolder, TurnRecord
+from gsedit.edit.session import SessionFolder, Turn, TurnRecord
 from gsedit.errors import GseditError
 from gsedit.memory import MemoryMeter
 from gsedit.models.base import ImageEditor, ImageSegmenter
@@ -135,7 +136,7 @@ class Engine:
         try:
             with atomic_dir(session.turn_dir(record.index)) as tmp:
                 result = run_turn(scene, cameras, record.turn, config, self.editor, originals,
-                                  self.segmenter, on_step)
+                                  self.segmenter, on_step, turn_selections(session, record.turn, scene))
                 write_turn(tmp, scene, result, cameras)
         except BaseException as exc:
             record.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, TurnCancelled)) else "failed"
@@ -161,6 +162,18 @@ class Engine:
         if self.after_turn:
             self.after_turn(session, record)
         return record
+
+
+def turn_selections(session: SessionFolder, turn: Turn, scene: Scene) -> SelectedRegions | None:
+    """The selections of Gaussians `turn` recorded (target/keep), over `scene`'s Gaussians."""
+    if not (turn.target_selection or turn.keep_selection):
+        return None
+    from gsedit.edit.selection import read_selection
+
+    def read(relative):
+        return read_selection(session.folder, relative, len(scene)) if relative else None
+
+    return SelectedRegions(read(turn.target_selection), read(turn.keep_selection))
 
 
 def _turn_config(settings, index: int):

@@ -17,7 +17,7 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.edit.config import EditConfig
 from gsedit.edit.fusion import feather, fuse
-from gsedit.edit.masks import turn_masks
+from gsedit.edit.masks import SelectedRegions, turn_masks
 from gsedit.edit.session import Turn
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
@@ -69,18 +69,20 @@ def run_turn(
     originals: Tensor,
     segmenter: ImageSegmenter | None = None,
     on_step: Callable[[Progress], None] | None = None,
+    selected: SelectedRegions | None = None,
 ) -> TurnResult:
     """Edits `scene` in place for one turn and returns what the session writes.
 
     Args:
         originals: [C, H, W, 3] the turn-0 renders (IN2N's condition images and targets).
+        selected: the turn's selections of Gaussians as target/keep regions (see turn_masks).
     """
     config.validate()
     torch.manual_seed(config.seed)  # densification draws from the global generator
     generator = torch.Generator().manual_seed(config.seed)
     prerenders = scene.render(cameras).rgb  # [C, H, W, 3]
     device = prerenders.device
-    masks = turn_masks(scene, cameras, prerenders, turn, config, editor, segmenter, generator)
+    masks = turn_masks(scene, cameras, prerenders, turn, config, editor, segmenter, generator, selected)
     sigma = config.feather * min(cameras.width, cameras.height)
     feathered = feather(masks, sigma)  # [C, H, W]
     binary = (masks > 0.5).float()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -16,6 +17,32 @@ from gsedit.scene.base import Scene
 
 RELEVANCE_CHANNEL = "relevance"
 MASK_CHANNEL = "mask"
+SELECTED_CHANNEL = "selected"
+
+
+@dataclass
+class SelectedRegions:
+    """Selections of Gaussians a turn uses as its masks (the studio's "Use selection as")."""
+
+    target: Tensor | None = None
+    """[N] bool: edit only where these show (instead of the segmenter's target mask)."""
+    keep: Tensor | None = None
+    """[N] bool: never edit where these show (subtracted, like --keep)."""
+
+
+def selection_masks(scene: Scene, cameras: Cameras, selected: Tensor, threshold: float = 0.5) -> Tensor:
+    """[C, H, W] 1 where the `selected` [N] bool Gaussians make more than `threshold` of a pixel.
+
+    The selection is rendered as an extra channel of a copy of the scene (its blending weights, as
+    the labels segmenter renders a label), so the masks agree across views by construction.
+    """
+    if not hasattr(scene, "set_channel"):
+        raise GseditError("A selection of Gaussians as a turn's target or keep region needs a 3DGS scene; "
+                          "this session's scene is a NeRF.")
+    marked = scene.clone()
+    marked.set_channel(SELECTED_CHANNEL, selected.float())
+    coverage = marked.render(cameras, channels=[SELECTED_CHANNEL]).channels[SELECTED_CHANNEL]
+    return (coverage > threshold).float()
 
 
 def find_label(names: dict[int, str], text: str, what: str) -> int:
@@ -79,10 +106,17 @@ def turn_masks(
     editor: ImageEditor,
     segmenter: ImageSegmenter | None,
     generator: torch.Generator,
+    selected: SelectedRegions | None = None,
 ) -> Tensor:
-    """[C, H, W] in [0, 1]: where this turn may edit each view (before feathering)."""
+    """[C, H, W] in [0, 1]: where this turn may edit each view (before feathering).
+
+    `selected`: selections of Gaussians that replace the segmenter's target mask and/or add a keep region.
+    """
     kind = config.segmenter
-    if kind == "none":
+    selected = selected or SelectedRegions()
+    if selected.target is not None:
+        masks = selection_masks(scene, cameras, selected.target)
+    elif kind == "none":
         masks = torch.ones(prerenders.shape[:3], device=prerenders.device)
     elif kind == "relevance":
         masks = relevance_masks(scene, cameras, prerenders, turn.instruction, editor, config, generator)
@@ -97,7 +131,9 @@ def turn_masks(
         raise GseditError(f"Unknown segmenter '{kind}': use labels, adss, relevance or none.")
     if turn.keep:
         masks = masks.to(prerenders.device) * (1 - _keep_masks(scene, cameras, prerenders, turn.keep, kind, segmenter))
-    if config.lift_masks and kind != "relevance":
+    if selected.keep is not None:
+        masks = masks.to(prerenders.device) * (1 - selection_masks(scene, cameras, selected.keep).to(prerenders.device))
+    if config.lift_masks and kind != "relevance" and selected.target is None:  # a selection's masks agree already
         masks = lifted_masks(scene, cameras, masks, threshold=0.5)
     return masks.to(prerenders.device).float()
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from gsedit.cameras import Cameras
 from gsedit.edit.config import EditConfig
 from gsedit.edit.fusion import feather, fuse
-from gsedit.edit.masks import turn_masks
+from gsedit.edit.masks import SelectedRegions, turn_masks
 from gsedit.edit.session import Turn
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.scene.base import Scene
@@ -46,19 +46,21 @@ def preview_view(
     editor: ImageEditor,
     segmenter: ImageSegmenter | None = None,
     original: Scene | None = None,
+    selected: SelectedRegions | None = None,
 ) -> Preview:
     """The edit of one view (`camera`, one camera) as the next turn would make it.
 
     Args:
         original: the session's input scene, for methods conditioned on the original images (in2n);
             `scene` stands in for it when absent.
+        selected: selections of Gaussians as the turn's target/keep regions (see turn_masks).
     """
     config.validate()
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(config.seed)
     work = scene.clone()  # relevance and lifted masks write a channel into the scene they see
     prerender = work.render(camera).rgb  # [1, H, W, 3]
-    masks = turn_masks(work, camera, prerender, turn, config, editor, segmenter, generator)  # [1, H, W]
+    masks = turn_masks(work, camera, prerender, turn, config, editor, segmenter, generator, selected)  # [1, H, W]
     condition = prerender
     if config.condition == "original" and original is not None:
         condition = original.render(camera).rgb.to(prerender)
@@ -69,18 +71,3 @@ def preview_view(
         sigma = config.feather * min(camera.width, camera.height)
         edited = fuse(edited, prerender, feather(masks, sigma))
     return Preview(prerender[0], edited[0].clamp(0, 1), masks[0].clamp(0, 1), time.perf_counter() - start)
-
-
-def preview_next_turn(session, instruction: str, camera: Cameras, target: str | None = None,
-                      keep: str | None = None) -> Preview:
-    """`preview_view` of an open `gsedit.Session`'s next turn: its last scene, settings, editor and
-    segmenter (loaded once, as its turns load them), its input for in2n's conditions."""
-    from gsedit.edit.engine import calibrate_stand_in
-    from gsedit.edit.session import check_instruction
-
-    check_instruction(instruction, "The instruction")
-    engine = session._engine(None)  # the session's own plug-ins, built on first use
-    scene, original = session.scene(), session.scene(0)
-    calibrate_stand_in(engine.editor, [original, scene], session.cameras)
-    return preview_view(scene, camera.to(scene.device), Turn(instruction, target, keep), session.record.settings,
-                        engine.editor, engine.segmenter, original)

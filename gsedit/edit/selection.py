@@ -9,12 +9,17 @@ relevance, when the scene has that channel), so selection works offline.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from gsedit.atomic import atomic_path
 from gsedit.cameras import Cameras
+from gsedit.errors import GseditError, InputFileError
 from gsedit.scene.backproject import FrozenGeometry, backproject, blending_weight_sums
 from gsedit.scene.gaussian_scene import GaussianScene
 from gsedit.scene.gaussians import Gaussians, sh0_to_rgb
@@ -126,3 +131,76 @@ def remove_gaussians(scene: GaussianScene, selected: Tensor) -> GaussianScene:
     keep = ~selected.to(torch.bool).cpu()
     gaussians = scene.gaussians.to("cpu").select(keep)
     return GaussianScene(gaussians.to(scene.device), scene.labels, scene.config)
+
+
+SELECTIONS_DIR = "turn_selections"
+
+
+def write_selection(folder: Path, selected: Tensor) -> str:
+    """Stores the `selected` [N] bool Gaussians in the session `folder`; returns the file's path
+    relative to it, which a turn records (Turn.target_selection / keep_selection).
+
+    The name is the content's hash: a file once written never changes, so a turn that refers to it
+    is redone exactly by `--resume`, and the same selection given again is the same turn.
+    """
+    selected = torch.as_tensor(selected).to("cpu", torch.bool).flatten()
+    if not bool(selected.any()):
+        raise GseditError("The selection is empty: select some Gaussians (click the scene) first.")
+    data = {"gaussians": len(selected), "selected": torch.nonzero(selected).flatten().tolist()}
+    text = json.dumps(data, separators=(",", ":"))
+    relative = f"{SELECTIONS_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    path = Path(folder) / relative
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n")
+    return relative
+
+
+def read_selection(folder: Path, relative: str, count: int) -> Tensor:
+    """[count] bool: the selection a turn recorded (`write_selection`), over a scene of `count` Gaussians.
+
+    Raises:
+        InputFileError: the file is missing, unreadable, or made for a scene of another size.
+    """
+    path = Path(folder) / relative
+    try:
+        data = json.loads(path.read_text())
+        total, indices = int(data["gaussians"]), torch.tensor(data["selected"], dtype=torch.long)
+    except FileNotFoundError:
+        raise InputFileError(path, "the selection this turn refers to is missing from the session folder.") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputFileError(path, f"not a selection file written by gsedit ({exc}).") from None
+    if total != count or (len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= count)):
+        raise InputFileError(path, f"the selection is over {total:,} Gaussians, but the scene the turn "
+                                   f"starts from has {count:,}: it was made on another turn's scene.")
+    selected = torch.zeros(count, dtype=torch.bool)
+    selected[indices] = True
+    return selected
+
+
+def as_selection(folder: Path, selection, count: int) -> Tensor | None:
+    """[count] bool from a selection given as a tensor/array, a recorded file's name, or None (None)."""
+    if selection is None:
+        return None
+    if isinstance(selection, str):
+        return read_selection(folder, selection, count)
+    selected = torch.as_tensor(selection).to("cpu", torch.bool).flatten()
+    if len(selected) != count:
+        raise GseditError(f"The selection has {len(selected):,} entries; the scene has {count:,} Gaussians.")
+    return selected
+
+
+def sam_selection(scene: GaussianScene, camera: Cameras, points: Tensor, positive: Tensor, segmenter
+                  ) -> tuple[Tensor, Tensor]:
+    """The Gaussians of SAM's mask for clicks on one view: ([N] bool selection, [H, W] bool mask).
+
+    Args:
+        camera: the clicked view (one camera); its render is what SAM segments.
+        points: [K, 2] (x, y) pixel coordinates of the clicks in `camera`.
+        positive: [K] bool, False for negative clicks.
+        segmenter: a gsedit.models.sam_points.SamPointSegmenter.
+    """
+    with torch.no_grad():
+        image = scene.render(camera).rgb[0]  # [H, W, 3]
+    mask = segmenter.segment(image, points, positive)  # [H, W]
+    return mask_selection(scene.geometry(), camera, mask[None].float().to(scene.device)), mask

@@ -52,6 +52,11 @@ class Turn:
     """What to edit, for segmenters that take a query (default: the object named in the instruction)."""
     keep: str | None = None
     """What must stay unchanged (Edit3D's inverse masks for additive edits like 'give him a hat')."""
+    target_selection: str | None = None
+    """A selection of Gaussians to edit instead of the segmenter's target: its file, relative to the
+    session folder (`turn_selections/<hash>.json`, gsedit.edit.selection.write_selection)."""
+    keep_selection: str | None = None
+    """A selection of Gaussians that must stay unchanged: its file, as target_selection."""
 
 
 @dataclass
@@ -62,6 +67,8 @@ class TurnRecord:
     instruction: str
     target: str | None = None
     keep: str | None = None
+    target_selection: str | None = None
+    keep_selection: str | None = None
     status: str = "pending"  # pending | running | interrupted | failed | done
     seconds: float | None = None
     edits: int | None = None
@@ -72,7 +79,7 @@ class TurnRecord:
 
     @property
     def turn(self) -> Turn:
-        return Turn(self.instruction, self.target, self.keep)
+        return Turn(self.instruction, self.target, self.keep, self.target_selection, self.keep_selection)
 
 
 class SessionFolder:
@@ -158,7 +165,8 @@ class SessionFolder:
         lists = self.turn_lists if first > 1 else []
         for i, turn in enumerate(turns, start=first):
             check_instruction(turn.instruction, f"Turn {i}")
-            self.data["turns"].append(dataclasses.asdict(TurnRecord(i, turn.instruction, turn.target, turn.keep)))
+            self.data["turns"].append(dataclasses.asdict(TurnRecord(i, turn.instruction, turn.target, turn.keep,
+                                                                       turn.target_selection, turn.keep_selection)))
         self.data["turn_lists"] = sorted({*lists, start or first})
         self.save()
 
@@ -276,6 +284,8 @@ def continue_plan(planned: list[Turn], turn_lists: list[int], given: list[Turn],
 
 def _describe(turn: Turn) -> str:
     extra = "".join(f", --{k} {v!r}" for k, v in (("target", turn.target), ("keep", turn.keep)) if v)
+    extra += "".join(f", {k} selection {v}" for k, v in (("target", turn.target_selection),
+                                                         ("keep", turn.keep_selection)) if v)
     return f"({turn.instruction!r}{extra})"
 
 

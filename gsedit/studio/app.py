@@ -10,13 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from gsedit.atomic import write_json
-from gsedit.edit.delete import delete_selection
-from gsedit.edit.preview import preview_next_turn
 from gsedit.errors import GseditError
 from gsedit.render.images import to_uint8
 from gsedit.studio.panels import EditPanel, ExportPanel, HistoryPanel, SelectionPanel
@@ -41,6 +40,11 @@ class StudioConfig:
     """Longer side of a server-rendered frame while the camera moves."""
     preview_every: int = 10
     """Steps between live pictures of a running turn (0: none)."""
+    sam_checkpoint: Path | None = None
+    """SAM weights (.pth): clicks are segmented with SAM's point prompts on the clicked view and lifted
+    to the Gaussians; without them the selection grows in 3D from the clicked Gaussians."""
+    sam_model_type: str = "vit_h"
+    """SAM backbone of sam_checkpoint (vit_h, vit_l, vit_b)."""
 
 
 class Studio:
@@ -57,6 +61,13 @@ class Studio:
         self._cancel: threading.Event | None = None
         self.worker: threading.Thread | None = None
         self.selected: torch.Tensor | None = None  # [N] bool over the last finished turn's Gaussians
+        self._prompts = None  # SAM clicks on one view: (camera pose, selection before them, [(x, y, positive)])
+        self.sam = None
+        if self.config.sam_checkpoint is not None:  # clicks become SAM point prompts (else grown in 3D)
+            from gsedit.models.sam_points import SamPointSegmenter
+
+            self.sam = SamPointSegmenter.from_checkpoint(self.config.sam_checkpoint, self.config.sam_model_type,
+                                                         self.device)
         self.server = viser.ViserServer(host=self.config.host, port=self.config.port, verbose=False)
         self.server.gui.configure_theme(control_width="large")
         self.edit = EditPanel(self)
@@ -108,6 +119,7 @@ class Studio:
         finally:
             self.quiet = False
         self.selected = None
+        self._prompts = None
         self._show_selection()
         self.view_changed()
 
@@ -150,6 +162,9 @@ class Studio:
             check_instruction(instruction, "Instruction")
         except GseditError as exc:
             return str(exc)
+        if self.selection.use.value != "none" and (self.selected is None or not bool(self.selected.any())):
+            return (f"Use selection as {self.selection.use.value}: nothing is selected (click the scene, "
+                    "or set it to none).")
         return None
 
     def preview(self, instruction: str, client) -> None:
@@ -164,7 +179,7 @@ class Studio:
         camera = self._client_camera(client, max(self.session.cameras.width, self.session.cameras.height))
         self.edit.say("previewing ...")
         try:
-            result = preview_next_turn(self.session, instruction, camera)
+            result = self.session.preview(camera, instruction, **self._selection_use())
         except GseditError as exc:
             self.edit.say(f"**error:** {exc}")
             return
@@ -182,10 +197,18 @@ class Studio:
         self._cancel = threading.Event()
         self.edit.running(True)
         self.edit.say("starting the turn ...")
-        self.worker = threading.Thread(target=self._run_turn, args=(instruction,), name="gsedit-studio-turn", daemon=True)
+        self.worker = threading.Thread(target=self._run_turn, args=(instruction, self._selection_use()),
+                                       name="gsedit-studio-turn", daemon=True)
         self.worker.start()
 
-    def _run_turn(self, instruction: str) -> None:
+    def _selection_use(self) -> dict:
+        """run_turn's / preview's selection arguments from "Use selection as" (none, target, keep)."""
+        use = self.selection.use.value
+        if use == "none":
+            return {}
+        return {f"{use}_selection": self.selected.clone()}
+
+    def _run_turn(self, instruction: str, selections: dict) -> None:
         from gsedit.edit import TurnCancelled
 
         start = time.monotonic()
@@ -198,7 +221,7 @@ class Studio:
 
         try:
             info = self.session.run_turn(instruction, on_progress=progress, cancel=self._cancel,
-                                         preview_every=self.config.preview_every)
+                                         preview_every=self.config.preview_every, **selections)
             self.edit.say(f"turn {info.index} done in {info.seconds:.1f} s: {info.scene_path}")
         except TurnCancelled:
             self.edit.say("cancelled: no turn written (finished turns kept)")
@@ -249,11 +272,33 @@ class Studio:
             return
         camera = self._client_camera(event.client, self.config.max_side)
         u, v = event.screen_pos
-        grown = grow_selection(scene.gaussians, clicked_gaussians(scene, camera, u, v))
-        current = self.selected if self.selected is not None else torch.zeros_like(grown)
-        self.selected = current & ~grown if negative or self.selection.negative.value else current | grown
+        negative = negative or bool(self.selection.negative.value)
+        if self.sam is not None:
+            self.selected = self._sam_click(scene, camera, event.client, u, v, negative)
+        else:
+            grown = grow_selection(scene.gaussians, clicked_gaussians(scene, camera, u, v))
+            current = self.selected if self.selected is not None else torch.zeros_like(grown)
+            self.selected = current & ~grown if negative else current | grown
         self._show_selection()
         self._show_last()
+
+    def _sam_click(self, scene, camera, client, u: float, v: float, negative: bool) -> torch.Tensor:
+        """[N] bool: the selection before this view's clicks, plus SAM's mask of all of them lifted.
+
+        Clicks accumulate as SAM's point prompts while the camera stays put; moving it starts a new
+        set of prompts on the new view, added to what was selected before.
+        """
+        from gsedit.edit.selection import sam_selection
+
+        pose = (tuple(client.camera.wxyz), tuple(client.camera.position), float(client.camera.fov))
+        if self._prompts is None or self._prompts[0] != pose:
+            base = self.selected if self.selected is not None else torch.zeros(len(scene), dtype=torch.bool)
+            self._prompts = (pose, base, [])
+        _, base, points = self._prompts
+        points.append((u * camera.width, v * camera.height, not negative))
+        lifted, _ = sam_selection(scene, camera, torch.tensor([p[:2] for p in points]),
+                                  torch.tensor([p[2] for p in points]), self.sam)
+        return base | lifted
 
     def _show_last(self) -> None:
         """Shows the last turn (where the selection lives), with the selection tinted."""
@@ -271,6 +316,7 @@ class Studio:
 
     def clear_selection(self) -> None:
         self.selected = None
+        self._prompts = None
         self._show_selection()
         self.view_changed()
 
@@ -280,7 +326,7 @@ class Studio:
             return
         selected = self.selected
         self._exclusive(lambda: self.edit.say(
-            f"turn {delete_selection(self.session, selected).index}: {int(selected.sum())} Gaussians deleted"))
+            f"turn {self.session.delete_gaussians(selected).index}: {int(selected.sum())} Gaussians deleted"))
 
     # -- named selections (kept in the session folder, so they survive the page) ---------------
     def _named(self) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 OVERLAY_CHOICES = ("none", "mask", "relevance")
+SELECTION_USES = ("none", "target", "keep")
 
 
 class EditPanel:
@@ -76,6 +77,9 @@ class SelectionPanel:
         self.studio = studio
         self.negative = gui.add_checkbox("Negative clicks", False, hint="clicks remove from the selection (or hold Shift)")
         self.summary = gui.add_markdown("nothing selected: click the scene")
+        self.use = gui.add_dropdown("Use selection as", SELECTION_USES, initial_value="none",
+                                    hint="target: the next turn (and Preview) edits only the selection; "
+                                         "keep: they never touch it")
         self.clear = gui.add_button("Clear selection")
         self.delete = gui.add_button("Delete selection", hint="a turn that removes the selected Gaussians")
         self.name = gui.add_text("Selection name", initial_value="")

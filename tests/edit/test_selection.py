@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +109,35 @@ def test_deleting_a_selection_writes_a_normal_turn(tmp_path):
     assert len(written) == len(scene) - int(selected.sum()) and not (written.extras["label"] == 1).any()
     assert len(list((reopened.turn_dir(last + 1) / "masks").glob("*.png"))) == len(cameras)
     assert reopened.undo() == last + 1 and reopened.last_finished() == last
+
+
+def test_sam_point_prompts_on_the_clicked_view_are_lifted_to_the_gaussians(labelled, tmp_path, monkeypatch):
+    """The real SamPredictor path with a tiny random SAM (its mask is arbitrary, its handling is not)."""
+    from gsedit.edit.selection import mask_selection, sam_selection
+    from gsedit.models.sam_points import SamPointSegmenter
+    from tests.models.tiny_adss import patch_sam_registry, save_tiny_sam
+
+    patch_sam_registry(monkeypatch, "vit_b")
+    segmenter = SamPointSegmenter.from_checkpoint(save_tiny_sam(tmp_path), "vit_b", torch.device("cpu"))
+    prompts = []
+    predict = segmenter.predictor.predict
+    monkeypatch.setattr(segmenter.predictor, "predict", lambda **kw: prompts.append(kw) or predict(**kw))
+    scene, cameras = labelled
+    camera = cameras[0:1]
+    u, v = centre_of(scene, camera, 2)
+    points = torch.tensor([[u * SIZE, v * SIZE], [2.0, 2.0]])
+    selected, mask = sam_selection(scene, camera, points, torch.tensor([True, False]), segmenter)
+    assert prompts[0]["point_labels"].tolist() == [1, 0]
+    assert prompts[0]["point_coords"].tolist() == points.tolist()
+    assert mask.shape == (SIZE, SIZE) and mask.dtype == torch.bool
+    assert selected.shape == (len(scene),)
+    assert torch.equal(selected, mask_selection(scene.geometry(), camera, mask[None].float()))
+    # a mask the tiny SAM is made to return is lifted to exactly the Gaussians under it
+    sphere = scene.render(camera, channels=["label=2"]).channels["label=2"][0] > 0.5
+    monkeypatch.setattr(segmenter.predictor, "predict",
+                        lambda **kw: (sphere[None].numpy(), np.array([1.0]), None))
+    selected, _ = sam_selection(scene, camera, points[:1], torch.tensor([True]), segmenter)
+    labels = scene.gaussians.extras["label"]
+    sphere_share = float((labels[selected] == 2).float().mean())
+    assert int((selected & (labels == 2)).sum()) >= 0.9 * int((labels == 2).sum()) and not (labels[selected] == 1).any()
+    assert sphere_share > 0.7  # one view's mask also takes what it hides (the floor behind the sphere)

@@ -41,7 +41,7 @@ def studio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(studio):
-    driver = selenium_chromium()
+    driver = selenium_chromium(size=(1200, 1100))  # tall enough for the whole panel in the screenshots
     driver.get(studio.url)
     wait_for(lambda: studio.server.get_clients(), "the page to connect")
     time.sleep(3)  # the splats arrive and are sorted
@@ -204,6 +204,25 @@ def test_preview_run_undo_select_delete_in_the_browser(studio, page):
     same = tinted[sphere[:, 1], sphere[:, 0]].astype(float).mean(0)
     assert np.abs(same - again).max() < 10  # ... and not the sphere
     assert np.abs(tinted[10:60, 10:60].reshape(-1, 3).astype(int) - background).mean() < 3  # nor the background
+
+    # Use selection as target: Preview edits only where the cube shows (the labels segmenter alone
+    # finds no object in "everything"); its mask third covers the cube's share of the view
+    studio.selection.use.value = "target"
+    type_instruction(page, "make everything red")
+    button(page, "Preview").click()
+    wait_for(lambda: "preview in" in status(studio) or "error" in status(studio), "the targeted preview")
+    assert "preview in" in status(studio), status(studio)
+    client = next(iter(studio.server.get_clients().values()))
+    view = studio._client_camera(client, 64)
+    cover = studio.session.scene().render(view, channels=["label=1"]).channels["label=1"][0]
+    time.sleep(0.5)  # the new image reaches the page
+    image = max((i for i in page.find_elements(By.TAG_NAME, "img") if i.is_displayed()), key=lambda i: i.size["width"])
+    picture = np.asarray(iio.imread(io.BytesIO(image.screenshot_as_png)))[..., :3].astype(float)
+    third = picture.shape[1] // 3
+    mask_share = float((picture[:, 2 * third :].mean(-1) > 127).mean())
+    assert abs(mask_share - float((cover > 0.5).float().mean())) < 0.05, mask_share
+    settled(page, "5_target_preview")  # docs/studio.png
+    studio.selection.use.value = "none"
 
     # Delete selection: a normal turn whose .ply lacks exactly those Gaussians
     count = len(studio.session.scene())
