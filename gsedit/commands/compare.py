@@ -9,8 +9,7 @@ from pathlib import Path
 
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
-from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
-from gsedit.evaluation.evaluate import EvalConfig, format_value
+from gsedit.evaluation.evaluate_config import EvalConfig
 from gsedit.scene.convert_config import ConvertConfig
 
 
@@ -30,6 +29,9 @@ def refit_with_progress(scene_file: str, cameras_spec: str, max_side: int | None
 def results_table(plan: dict):
     """A rich table: one row per (turn, backend)."""
     from rich.table import Table
+
+    from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
+    from gsedit.evaluation.evaluate import format_value
 
     results = plan["results"]
     caption = []

@@ -18,7 +18,6 @@ from gsedit.commands.options import (
 )
 from gsedit.errors import GseditError
 from gsedit.scene.convert_config import ConvertConfig
-from gsedit.scene.files import load_scene_file
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Convert:
 
     def run(self) -> None:
         from gsedit.commands.compare import refit_with_progress as refit
-        from gsedit.scene.files import scene_backend
+        from gsedit.scene.files import load_scene_file, scene_backend
         from gsedit.scene.trainer_folders import trainer_step_target, write_trainer_step
 
         self.refit.validate()
@@ -69,7 +68,7 @@ class Convert:
 
     def _read_scene(self):
         """The input scene, an .spz in the axes --spz-axes says (auto: chosen by --cameras when given)."""
-        from gsedit.scene.files import orient_spz, scene_cameras
+        from gsedit.scene.files import load_scene_file, orient_spz, scene_cameras
 
         scene = load_scene_file(self.scene, "cpu", self.iteration)
         cameras = None if self.cameras is None else scene_cameras(self.scene, self.cameras, None, scene.bounds())

@@ -12,7 +12,6 @@ from gsedit.commands.options import (
     resolve_device,
 )
 from gsedit.evaluation.evaluate_config import EvalConfig
-from gsedit.scene.files import load_scene_file
 
 
 @dataclass
@@ -28,6 +27,7 @@ class Eval:
         from gsedit.edit.session import SessionFolder
         from gsedit.evaluation.evaluate import evaluate_session, format_table
         from gsedit.evaluation.report import write_report
+        from gsedit.scene.files import load_scene_file
 
         device = resolve_device(self.device)
         metrics = evaluate_session(self.session, self.settings, device,
