@@ -17,7 +17,7 @@ from gsedit.cameras import Cameras
 from gsedit.scene.base import Scene
 from gsedit.scene.convert_config import Backend, ConvertConfig
 
-MIN_CHECK_EVERY = 10  # steps: a check renders every view, so not after every step of a tiny scene
+MIN_CHECK_EVERY = 50  # steps: fewer, and a few epochs of a small scene gain too little to judge
 
 
 def nerfacto_preset_name(config: ConvertConfig, device: torch.device) -> str:

@@ -15,7 +15,7 @@ class ConvertConfig:
 
     A refit runs only while it improves. An epoch is the number of steps that fit every training
     pixel once on average: the number of views for 3DGS (a step fits one whole view), views x
-    pixels / rays per step for nerfacto. Every `check_epochs` epochs (at least 10 steps) the
+    pixels / rays per step for nerfacto. Every `check_epochs` epochs (at least 50 steps) the
     scene is rendered from every camera and its PSNR to the input's renders measured; the refit
     stops on a plateau, when `plateau_checks` checks in a row gain less than `plateau_db` over
     the best PSNR before them, and at the latest at its step cap: `iters`, and where a session's
