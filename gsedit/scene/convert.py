@@ -68,8 +68,6 @@ class RefitStop:
         return self
 
     def __call__(self, scene: Scene, steps: int) -> bool:
-        from gsedit.scene.refit import pooled_psnr
-
         self.steps = steps
         if steps % self.check_every or self._targets is None:
             return False
@@ -120,3 +118,10 @@ def refit_scene(source: Scene, cameras: Cameras, backend: Backend, config: Conve
     if names:
         target.lift_labels(names, cameras, torch.stack([views.channels[c] for c in channels]))
     return target
+
+
+def pooled_psnr(a, b) -> float:
+    """PSNR of all views [C, H, W, 3] together (one squared error pooled over every pixel)."""
+    from gsedit.metrics.image import psnr
+
+    return float(psnr(a.reshape(1, -1, *a.shape[2:]), b.reshape(1, -1, *b.shape[2:]))[0])

@@ -24,7 +24,7 @@ def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backe
     """
     from gsedit.cameras.formats import training_cameras
     from gsedit.memory import MemoryMeter
-    from gsedit.scene.convert import RefitStop, nerfacto_preset_name, refit_scene
+    from gsedit.scene.convert import RefitStop, nerfacto_preset_name, pooled_psnr, refit_scene
     from gsedit.scene.files import load_scene_file
     from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
 
@@ -55,9 +55,3 @@ def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backe
         "psnr_to_input": agreement,
     }
 
-
-def pooled_psnr(a, b) -> float:
-    """PSNR of all views [C, H, W, 3] together (one squared error pooled over every pixel)."""
-    from gsedit.metrics.image import psnr
-
-    return float(psnr(a.reshape(1, -1, *a.shape[2:]), b.reshape(1, -1, *b.shape[2:]))[0])

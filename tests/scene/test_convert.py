@@ -169,8 +169,7 @@ def test_a_converged_refit_stops_early_on_its_plateau(labelled):
     every 50 steps from step 500 on, when densification and opacity resets are over; flat here is
     under 1 dB a check: at 20 px its decaying learning rates keep it creeping up past 44 dB, by
     0.06-0.7 dB a check, until the last step)."""
-    from gsedit.scene.convert import RefitStop
-    from gsedit.scene.refit import pooled_psnr
+    from gsedit.scene.convert import RefitStop, pooled_psnr
 
     scene, cameras, _ = labelled
     config = ConvertConfig(iters=1000, points=1500, plateau_db=1.0)
