@@ -9,28 +9,47 @@ from pathlib import Path
 
 from gsedit.commands.edit import EditRun
 from gsedit.commands.progress import console
-from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
 from gsedit.evaluation.evaluate_config import EvalConfig
-from gsedit.evaluation.metrics_table import format_value
 from gsedit.scene.convert_config import ConvertConfig
 
 
 def refit_with_progress(scene_file: str, cameras_spec: str, max_side: int | None, backend: str, path: Path,
-                        device, config, quiet: bool) -> dict:
-    """gsedit.scene.refit.refit with a progress bar (`gsedit convert`, `gsedit compare`)."""
+                        device, config, quiet: bool, session_iters: int | None = None) -> dict:
+    """gsedit.scene.refit.refit with a progress bar (`gsedit convert`, `gsedit compare`): says its
+    step cap and check interval before, its PSNR and why it stopped after."""
+    from contextlib import ExitStack
+
     from gsedit.commands.progress import fit_progress
     from gsedit.scene.refit import refit as refit_file
 
-    def announce(views: int) -> None:
-        console.print(f"refitting the scene as {backend} on {views} views ({config.iters} steps)")
+    with ExitStack() as bar:
+        steps = []  # the bar's on_step, once the refit has said how many steps it may take
 
-    with fit_progress(quiet, config.iters) as on_step:
-        return refit_file(scene_file, cameras_spec, max_side, backend, path, device, config, on_step, announce)
+        def announce(stop) -> None:
+            console.print(f"refitting the scene as {backend} on {stop.views} views: at most {stop.cap} steps, "
+                          f"until its PSNR to the input's renders stops improving (checked every "
+                          f"{stop.check_every} steps)")
+            steps.append(bar.enter_context(fit_progress(quiet, stop.cap)))
+
+        entry = refit_file(scene_file, cameras_spec, max_side, backend, path, device, config,
+                           lambda step, loss: steps[0](step, loss), announce, session_iters)
+    console.print(f"{backend} refit: {refit_summary(entry)}")
+    return entry
+
+
+def refit_summary(entry: dict) -> str:
+    """'27.03 dB to the input's renders after 456 of 760 steps (plateau)' of a refit's entry."""
+    why = "plateau" if entry["stopped"] == "plateau" else "step cap"
+    return (f"{entry['psnr_to_input']:.2f} dB to the input's renders after {entry['steps']} of {entry['step_cap']} "
+            f"steps ({why}), {entry['seconds']:.0f} s")
 
 
 def results_table(plan: dict):
     """A rich table: one row per (turn, backend)."""
     from rich.table import Table
+
+    from gsedit.evaluation.compare import COST_COLUMNS, METRIC_COLUMNS
+    from gsedit.evaluation.metrics_table import format_value
 
     results = plan["results"]
     caption = []
@@ -43,9 +62,11 @@ def results_table(plan: dict):
     for header in ["turn", "backend", *columns.values()]:
         table.add_column(header, justify="right" if header not in ("turn", "backend") else "left")
     for backend, entry in plan["refits"].items():
-        table.add_row("refit", backend, format_value(entry["seconds"]), format_value(entry["seconds"] / entry["iters"]),
+        steps = entry.get("steps", entry["iters"])  # a comparison made before the plateau rule ran all its iters
+        table.add_row("refit", backend, format_value(entry["seconds"]), format_value(entry["seconds"] / steps),
                       format_value(entry["peak_rss_mb"]), format_value(entry["peak_cuda_mb"]),
-                      f"PSNR to input {entry['psnr_to_input']:.2f}", *[""] * (len(METRIC_COLUMNS) - 1))
+                      f"PSNR to input {entry['psnr_to_input']:.2f} ({entry.get('stopped', 'cap')} at {steps})",
+                      *[""] * (len(METRIC_COLUMNS) - 1))
     for row in sorted(results["rows"], key=lambda r: (r["turn"], plan["backends"].index(r["backend"]))):
         table.add_row(str(row["turn"]), row["backend"], *(format_value(row.get(k)) for k in columns))
     return table

@@ -18,7 +18,6 @@ from gsedit.commands.options import (
 )
 from gsedit.errors import GseditError
 from gsedit.scene.convert_config import ConvertConfig
-from gsedit.scene.files import load_scene_file
 
 
 @dataclass
@@ -44,8 +43,9 @@ class Convert:
     quiet: bool = False
 
     def run(self) -> None:
+        from gsedit.commands.compare import refit_summary
         from gsedit.commands.compare import refit_with_progress as refit
-        from gsedit.scene.files import scene_backend
+        from gsedit.scene.files import load_scene_file, scene_backend
         from gsedit.scene.trainer_folders import trainer_step_target, write_trainer_step
 
         self.refit.validate()
@@ -65,11 +65,11 @@ class Convert:
             raise GseditError(f"refitting {self.scene} as {backend} needs --cameras: the views to fit on.")
         entry = refit(str(self.scene), cameras, self.max_side, backend, self.out,
                       resolve_device(self.device), self.refit, self.quiet)
-        print(f"{backend} scene -> {self.out} ({entry['seconds']:.0f} s, {entry['psnr_to_input']:.2f} dB to the input's renders)")
+        print(f"{backend} scene -> {self.out} ({refit_summary(entry)})")
 
     def _read_scene(self):
         """The input scene, an .spz in the axes --spz-axes says (auto: chosen by --cameras when given)."""
-        from gsedit.scene.files import orient_spz, scene_cameras
+        from gsedit.scene.files import load_scene_file, orient_spz, scene_cameras
 
         scene = load_scene_file(self.scene, "cpu", self.iteration)
         cameras = None if self.cameras is None else scene_cameras(self.scene, self.cameras, None, scene.bounds())

@@ -12,7 +12,6 @@ from gsedit.commands.options import (
     resolve_device,
 )
 from gsedit.evaluation.evaluate_config import EvalConfig
-from gsedit.scene.files import load_scene_file
 
 
 @dataclass
@@ -29,6 +28,7 @@ class Eval:
         from gsedit.evaluation.evaluate import evaluate_session
         from gsedit.evaluation.metrics_table import format_table
         from gsedit.evaluation.report import write_report
+        from gsedit.scene.files import load_scene_file
 
         device = resolve_device(self.device)
         metrics = evaluate_session(self.session, self.settings, device,

@@ -19,7 +19,6 @@ from gsedit.commands.options import (
     SpzAxesOption,
     resolve_device,
 )
-from gsedit.scene.files import load_scene_file
 
 
 @dataclass
@@ -39,7 +38,12 @@ class Render:
 
     def run(self) -> None:
         from gsedit.render.images import render_channel_images
-        from gsedit.scene.files import check_scene_in_view, orient_spz, scene_cameras
+        from gsedit.scene.files import (
+            check_scene_in_view,
+            load_scene_file,
+            orient_spz,
+            scene_cameras,
+        )
 
         scene = load_scene_file(self.scene, resolve_device(self.device), self.iteration)
         cams = scene_cameras(self.scene, self.cameras, self.dataparser_transforms, scene.bounds())

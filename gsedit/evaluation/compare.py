@@ -181,7 +181,7 @@ def scene_for(backend: str, plan: dict, out: Path, device, refit_config, fit=Non
 
     Args:
         fit: makes the refit, with gsedit.scene.refit.refit's arguments but its on_* callbacks
-            (default: that function, silent).
+            (default: that function, silent); its step cap scales with the plan's --iters.
     """
     from gsedit.scene.files import scene_backend
 
@@ -193,7 +193,7 @@ def scene_for(backend: str, plan: dict, out: Path, device, refit_config, fit=Non
     from gsedit.scene.refit import refit
 
     plan["refits"][backend] = (fit or refit)(plan["scene"], plan["cameras"], plan["max_side"], backend, path, device,
-                                             refit_config)
+                                             refit_config, session_iters=plan["settings"]["iters"])
     write_json(out / COMPARE_FILE, plan)
     return path
 
@@ -355,7 +355,9 @@ def write_html(out: Path, plan: dict) -> Path:
         parts.append("<h2>Refits</h2><table><tr><th>backend</th><th>steps</th><th>s</th>"
                      "<th>peak RSS MB</th><th>PSNR to input</th></tr>")
         for backend, entry in plan["refits"].items():
-            parts.append(f"<tr><td>{esc(backend)}</td><td>{entry['iters']}</td><td>{format_value(entry['seconds'])}</td>"
+            # a comparison made before the plateau rule ran all of its iters
+            steps = f"{entry.get('steps', entry['iters'])} ({entry.get('stopped', 'cap')})"
+            parts.append(f"<tr><td>{esc(backend)}</td><td>{steps}</td><td>{format_value(entry['seconds'])}</td>"
                          f"<td>{format_value(entry['peak_rss_mb'])}</td><td>{format_value(entry['psnr_to_input'])}</td></tr>")
         parts.append("</table>")
     parts.append("<h2>Turns</h2><table><tr><th>turn</th><th>backend</th>"

@@ -64,6 +64,10 @@ class SceneOptimizer(ABC):
     is ever saved.
     """
 
+    #: steps after which the schedule no longer reshapes the scene (3DGS: densification and
+    #: opacity resets, which drop its fidelity for a while): a flat fit before it is not converged
+    settled_step: int = 0
+
     @abstractmethod
     def step(self, cameras: Cameras, targets: Tensor) -> float:
         """One optimisation step on views `cameras` against `targets` [C, H, W, 3]; returns the loss."""
@@ -85,6 +89,13 @@ class Scene(ABC):
     @abstractmethod
     def render(self, cameras: Cameras, channels: Sequence[str] = ()) -> RenderOutput:
         """Renders RGB and the named extra channels of `cameras` in one pass."""
+
+    def render_between_steps(self, cameras: Cameras) -> RenderOutput:
+        """`render` of RGB in the middle of an optimisation that must go on as if it had not
+        happened (a refit's PSNR checks): no draws from the random streams it uses."""
+        devices = [self.device] if torch.device(self.device).type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self.render(cameras)
 
     @abstractmethod
     def channel_names(self) -> list[str]:

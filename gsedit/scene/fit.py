@@ -61,6 +61,7 @@ class GaussianOptimizer(SceneOptimizer):
             reset_every=10**9,  # resets are done here: gsplat 1.5.3's own reset test never fires
         )
         self.reset_every = round(config.opacity_reset_every * s) if config.opacity_reset_every else 0
+        self.settled_step = self.strategy.refine_stop_iter  # resets stop with densification (_after_step)
         self.scene_scale = scene_scale
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.scene_scale)
         self.optimizers = self._make_optimizers()
@@ -234,10 +235,20 @@ def read_point_cloud(path) -> tuple[Tensor, Tensor | None]:
     return points, colors
 
 
-def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None):
-    """Optimises `scene` on random views of `images` [C, H, W, 3] for `steps` steps; returns the last loss."""
+def fit_scene(scene, cameras: Cameras, images: Tensor, steps: int, on_step=None, stop=None):
+    """Optimises `scene` on random views of `images` [C, H, W, 3] for `steps` steps; returns the last loss.
+
+    Args:
+        stop: called with (`scene`, steps done) after every step once the optimiser's schedule
+            has settled (SceneOptimizer.settled_step); True ends the fit there.
+    """
     cameras = cameras.to(scene.device)
     images = images.to(scene.device)
     optimizer = scene.optimizer(steps)
     generator = torch.Generator().manual_seed(0)
-    return optimize_on_random_views(optimizer, cameras, images, steps, generator, on_step=on_step)
+
+    def settled_and_stop(done: int) -> bool:
+        return done >= optimizer.settled_step and stop(scene, done)
+
+    return optimize_on_random_views(optimizer, cameras, images, steps, generator, on_step=on_step,
+                                    stop=None if stop is None else settled_and_stop)

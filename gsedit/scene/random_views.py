@@ -26,6 +26,7 @@ def optimize_on_random_views(
     generator: torch.Generator,
     before_step: Callable[[int], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> float:
     """Runs `steps` steps of `optimizer`, each on one view of `cameras` drawn from `generator`,
     then finishes it; returns the last loss (NaN when `steps` is 0).
@@ -36,6 +37,8 @@ def optimize_on_random_views(
         generator: draws the views; a caller that draws from it too (the edit loop) shares it.
         before_step: called with the step's index (from 0) before its view is drawn.
         on_step: called with (steps done, loss) after every step.
+        stop: called with the steps done after every step (after on_step); True ends the run
+            there (a refit that stopped improving: scene/convert.py).
     """
     loss = float("nan")
     for step in range(steps):
@@ -45,5 +48,7 @@ def optimize_on_random_views(
         loss = optimizer.step(cameras[view], targets[view : view + 1])
         if on_step is not None:
             on_step(step + 1, loss)
+        if stop is not None and stop(step + 1):
+            break
     optimizer.finish()
     return loss

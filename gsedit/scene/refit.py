@@ -9,30 +9,36 @@ from pathlib import Path
 
 
 def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backend: str, path: Path, device, config,
-          on_step: Callable[[int, float], None] | None = None, on_start: Callable[[int], None] | None = None) -> dict:
+          on_step: Callable[[int, float], None] | None = None, on_start: Callable | None = None,
+          session_iters: int | None = None) -> dict:
     """Fits `backend` to the renders of `scene_file` from the cameras of `cameras_spec` (at most
-    `max_side` px), writes it to `path`; returns its file, steps, seconds, peak memory and PSNR to
-    the input's renders.
+    `max_side` px) until it stops improving, writes it to `path`; returns its file, steps, why it
+    stopped, seconds, peak memory and PSNR to the input's renders.
 
     Args:
-        config: a scene.convert.ConvertConfig.
+        config: a scene.convert.ConvertConfig (its docstring has the stopping rule).
         on_step: called with (step, loss).
-        on_start: called with the number of views before the fit starts.
+        on_start: called with the scene.convert.RefitStop (views, check interval, step cap)
+            before the fit starts.
+        session_iters: the --iters of the sessions the refit starts (its step cap scales with them).
     """
     from gsedit.cameras.formats import training_cameras
     from gsedit.memory import MemoryMeter
-    from gsedit.scene.convert import nerfacto_preset_name, refit_scene
+    from gsedit.scene.convert import RefitStop, nerfacto_preset_name, pooled_psnr, refit_scene
     from gsedit.scene.files import load_scene_file
+    from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
 
     source = load_scene_file(scene_file, device)
     cameras = training_cameras(cameras_spec, source, max_side)
+    preset = nerfacto_preset_name(config, source.device) if backend == "nerfacto" else None
+    stop = RefitStop.for_refit(config, cameras, preset and NERFACTO_PRESETS[preset].rays_per_batch, session_iters)
     if on_start is not None:
-        on_start(len(cameras))
+        on_start(stop)
     meter = MemoryMeter()
     meter.start(source.device)
     start = time.perf_counter()
     try:
-        scene = refit_scene(source, cameras, backend, config, on_step=on_step)
+        scene = refit_scene(source, cameras, backend, config, on_step=on_step, stop=stop)
         seconds = time.perf_counter() - start
         scene.save_as(path)
         agreement = pooled_psnr(scene.render(cameras).rgb, source.render(cameras).rgb)
@@ -41,16 +47,11 @@ def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backe
     return {
         "file": str(path),
         "iters": config.iters,
-        "nerfacto_preset": nerfacto_preset_name(config, source.device) if backend == "nerfacto" else None,
+        **stop.record(),
+        "nerfacto_preset": preset,
         "seconds": round(seconds, 3),
         "peak_rss_mb": rss,
         "peak_cuda_mb": cuda,
         "psnr_to_input": agreement,
     }
 
-
-def pooled_psnr(a, b) -> float:
-    """PSNR of all views [C, H, W, 3] together (one squared error pooled over every pixel)."""
-    from gsedit.metrics.image import psnr
-
-    return float(psnr(a.reshape(1, -1, *a.shape[2:]), b.reshape(1, -1, *b.shape[2:]))[0])

@@ -107,3 +107,78 @@ def test_refit_in_3dgs_from_nerfacto_keeps_the_labels(labelled, nerf):
     held = [i for i in range(len(maps)) if float(miou(nerf_maps[i] > 0.5, maps[i] > 0.5)) > 0.5]
     assert len(held) >= 3
     assert all(float(miou(gauss_maps[i] > 0.5, maps[i] > 0.5)) > 0.75 for i in held)
+
+
+# -- when a refit stops ---------------------------------------------------------------------------
+class _FixedErrorScene:
+    """Renders `targets` off by a scripted error per check: PSNR 10 log10(1 / err^2) dB."""
+
+    def __init__(self, targets: torch.Tensor, psnrs: list[float]):
+        self.targets, self.psnrs = targets, iter(psnrs)
+
+    def render_between_steps(self, cameras):
+        from gsedit.scene.base import RenderOutput
+
+        error = 10 ** (-next(self.psnrs) / 20)  # a uniform error of this size gives that PSNR
+        return RenderOutput(rgb=self.targets + error, alpha=self.targets[..., 0], channels={})
+
+
+def run_stop(stop, scene, steps: int) -> int:
+    """Steps until `stop` (a RefitStop) ends a run of at most `steps` steps of `scene`."""
+    for step in range(1, steps + 1):
+        if stop(scene, step):
+            return step
+    return steps
+
+
+def test_plateau_stops_at_the_second_flat_check_and_says_so(labelled):
+    from gsedit.scene.convert import RefitStop
+
+    _, cameras, _ = labelled
+    targets = torch.full((len(cameras), SIZE, SIZE, 3), 0.25)
+    stop = RefitStop.for_refit(ConvertConfig(iters=1000), cameras, None).against(cameras, targets)
+    assert stop.check_every == 50 and stop.cap == 1000  # 2 epochs of 6 views is less than 50; no session: iters
+    psnrs = [15.0, 20.0, 24.0, 24.05, 24.3, 24.35, 24.38, 30.0]  # the 5th check still gains 0.25 dB
+    assert run_stop(stop, _FixedErrorScene(targets, psnrs), stop.cap) == 7 * 50
+    assert stop.reason == "plateau" and stop.steps == 350
+    assert [round(p, 2) for _, p in stop.checks] == psnrs[:7]
+    assert stop.record() == {"steps": 350, "step_cap": 1000, "check_every": 50, "stopped": "plateau",
+                             "psnr_checks": [[50 * (i + 1), pytest.approx(p, abs=1e-3)] for i, p in enumerate(psnrs[:7])]}
+
+
+def test_a_refit_that_keeps_improving_runs_to_the_cap_scaled_to_the_session(labelled):
+    from gsedit.scene.convert import RefitStop
+
+    _, cameras, _ = labelled
+    targets = torch.full((len(cameras), SIZE, SIZE, 3), 0.25)
+    config = ConvertConfig(iters=3000)
+    # nerfacto at 1024 rays a step: an epoch is ceil(6 * 20 * 20 / 1024) = 3 steps
+    assert RefitStop.for_refit(config, cameras, 1024, session_iters=30).cap == 300  # 10 x --iters
+    assert RefitStop.for_refit(config, cameras, 1024, session_iters=2).cap == 60  # 20 epochs
+    assert RefitStop.for_refit(config, cameras, 1024, session_iters=10_000).cap == 3000  # --refit.iters
+    assert RefitStop.for_refit(config, cameras, 1024).check_every == 50  # 2 epochs, at least 50 steps
+    assert RefitStop.for_refit(config, orbit_cameras(8, (torch.zeros(3), torch.ones(3)), 80, 60), 1024).check_every == 76
+    stop = RefitStop.for_refit(config, cameras, None, session_iters=5).against(cameras, targets)
+    assert (stop.cap, stop.check_every) == (120, 50)  # 20 epochs of 6 views
+    improving = [10.0 + i for i in range(10)]
+    assert run_stop(stop, _FixedErrorScene(targets, improving), stop.cap) == 120
+    assert stop.reason == "cap" and len(stop.checks) == 2
+
+
+def test_a_converged_refit_stops_early_on_its_plateau(labelled):
+    """A real 3DGS refit given 1000 steps stops once its PSNR to the input's renders is flat (checked
+    every 50 steps from step 500 on, when densification and opacity resets are over; flat here is
+    under 1 dB a check: at 20 px its decaying learning rates keep it creeping up past 44 dB, by
+    0.06-0.7 dB a check, until the last step)."""
+    from gsedit.scene.convert import RefitStop, pooled_psnr
+
+    scene, cameras, _ = labelled
+    config = ConvertConfig(iters=1000, points=1500, plateau_db=1.0)
+    stop = RefitStop.for_refit(config, cameras, None)
+    refitted = refit_scene(scene, cameras, "3dgs", config, stop=stop)
+    assert stop.reason == "plateau" and 500 <= stop.steps < 1000 and stop.steps % stop.check_every == 0
+    best_before = max(p for _, p in stop.checks[:-2])
+    assert all(p < best_before + config.plateau_db for _, p in stop.checks[-2:])
+    assert stop.checks[-1][1] == pytest.approx(pooled_psnr(refitted.render(cameras).rgb, scene.render(cameras).rgb),
+                                               abs=1e-4)
+    assert stop.checks[-1][1] > 20

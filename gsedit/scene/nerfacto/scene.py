@@ -205,6 +205,14 @@ class NerfactoScene(Scene):
             },
         )
 
+    def render_between_steps(self, cameras: Cameras) -> RenderOutput:
+        # a render counts as a proposal-network update in nerfstudio's sampler schedule
+        schedule = self.network.sampler_state()
+        try:
+            return super().render_between_steps(cameras)
+        finally:
+            self.network.load_sampler_state(schedule)
+
     # -- optimisation -----------------------------------------------------------------------
     def optimizer(
         self, steps: int, lr_scale: float = 1.0, densify: bool = True, opacity_reset: bool = True
@@ -254,12 +262,14 @@ def fit_nerfacto(
     bounds: tuple[Tensor, Tensor] | None = None,
     seed: int = 0,
     on_step=None,
+    stop=None,
 ) -> NerfactoScene:
     """A nerfacto scene fitted to `images` [C, H, W, 3] in [0, 1] seen by `cameras` (`gsedit fit`).
 
     Args:
         bounds: the content's world box, kept for orbit cameras (see `NerfactoScene.create`).
         on_step: called with (step, loss) after every step.
+        stop: called with (the scene, steps done) after every step; True ends the fit there.
     """
     shape = (len(cameras), cameras.height, cameras.width, 3)
     if tuple(images.shape) != shape:
@@ -270,5 +280,5 @@ def fit_nerfacto(
         raise GseditError(f"fit_nerfacto: steps must be >= 1, got {steps}.")
     torch.manual_seed(seed)  # hash grid initialisation and ray draws
     scene = NerfactoScene.create(cameras, config, bounds, device=images.device)
-    fit_scene(scene, cameras, images, steps, on_step)
+    fit_scene(scene, cameras, images, steps, on_step, stop)
     return scene

@@ -1,0 +1,56 @@
+"""The command line answers --help and argument errors without loading torch or the other heavy
+libraries: they load only when a command runs (issue 24; `python tools/bench_startup.py` times it).
+A busy-session refusal is checked the same way in tests/test_faults.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: libraries a command may need but --help must not load
+HEAVY = ("torch", "numpy", "scipy", "diffusers", "transformers", "viser", "ray", "nerfstudio", "gsplat", "PIL")
+SUBCOMMANDS = ["info", "render", "edit", "compare", "fit", "convert", "undo", "view", "studio", "batch",
+               "segment", "refine", "eval", "demo"]
+
+#: runs `gsedit.cli.main` on each argv in turn in one process and prints, as JSON, the heavy
+#: libraries loaded after each (the first non-empty entry names the argv that loaded them)
+_PROBE = """
+import json, sys
+from gsedit.cli import main
+heavy, argvs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+loaded = []
+for argv in argvs:
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    loaded.append([code, sorted(m for m in heavy if m in sys.modules)])
+print(json.dumps(loaded))
+"""
+
+
+def heavy_after(argvs: list[list[str]]) -> list[list]:
+    """[exit code, heavy libraries loaded so far] after each argv, run in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(HEAVY), json.dumps(argvs)], cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "", "COLUMNS": "100"}, capture_output=True, check=False,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_help_and_argument_errors_load_no_heavy_library():
+    argvs = [["--help"], ["edit", "--help"], ["edit", "scene.ply", "--bogus-option"], ["render", "scene.ply"],
+             *([name, "--help"] for name in SUBCOMMANDS)]
+    results = heavy_after(argvs)
+    assert [r[0] for r in results[:4]] == [0, 0, 2, 2]  # help answers; an unknown option, a missing --out
+    assert {tuple(argv): loaded for argv, (_, loaded) in zip(argvs, results) if loaded} == {}
+
+
+def test_the_probe_sees_torch_once_a_command_runs(tmp_path):
+    """The check above must be able to fail: running a command (here on a missing file) loads torch."""
+    (_, loaded), = heavy_after([["render", str(tmp_path / "missing.ply"), "--out", str(tmp_path / "r")]])
+    assert "torch" in loaded
