@@ -38,7 +38,7 @@ class ConvertConfig:
     """A check that beats the best PSNR before it by less than this (dB) counts as flat."""
     plateau_checks: int = 2
     """Flat checks in a row that stop the refit; 0 turns the plateau rule off."""
-    cap_epochs: int = 20
+    cap_epochs: int = 12
     """With a session's --iters known: the step cap is at least this many epochs ..."""
     cap_per_session_step: int = 10
     """... or this many refit steps per session step, whichever is more (and at most `iters`)."""

@@ -154,15 +154,15 @@ def test_a_refit_that_keeps_improving_runs_to_the_cap_scaled_to_the_session(labe
     config = ConvertConfig(iters=3000)
     # nerfacto at 1024 rays a step: an epoch is ceil(6 * 20 * 20 / 1024) = 3 steps
     assert RefitStop.for_refit(config, cameras, 1024, session_iters=30).cap == 300  # 10 x --iters
-    assert RefitStop.for_refit(config, cameras, 1024, session_iters=2).cap == 60  # 20 epochs
+    assert RefitStop.for_refit(config, cameras, 1024, session_iters=2).cap == 36  # 12 epochs
     assert RefitStop.for_refit(config, cameras, 1024, session_iters=10_000).cap == 3000  # --refit.iters
     assert RefitStop.for_refit(config, cameras, 1024).check_every == 50  # 2 epochs, at least 50 steps
     assert RefitStop.for_refit(config, orbit_cameras(8, (torch.zeros(3), torch.ones(3)), 80, 60), 1024).check_every == 76
     stop = RefitStop.for_refit(config, cameras, None, session_iters=5).against(cameras, targets)
-    assert (stop.cap, stop.check_every) == (120, 50)  # 20 epochs of 6 views
+    assert (stop.cap, stop.check_every) == (72, 50)  # 12 epochs of 6 views
     improving = [10.0 + i for i in range(10)]
-    assert run_stop(stop, _FixedErrorScene(targets, improving), stop.cap) == 120
-    assert stop.reason == "cap" and len(stop.checks) == 2
+    assert run_stop(stop, _FixedErrorScene(targets, improving), stop.cap) == 72
+    assert stop.reason == "cap" and len(stop.checks) == 1  # at step 50; the cap comes before a second
 
 
 def test_a_converged_refit_stops_early_on_its_plateau(labelled):
