@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gsedit.edit.options import (
-    Device,
     OptionError,
+    PlannedSession,
     SessionOptions,
     build,
     check_names,
@@ -62,14 +62,9 @@ class BatchResources:
 
 
 @dataclass
-class JobEdit(SessionOptions):
+class JobEdit(PlannedSession):
     """A job's session: its options, its folder and turns, and what it runs besides them."""
 
-    out: Path = Path("session")
-    turn: list[str] = field(default_factory=list)
-    target: list[str] = field(default_factory=list)
-    keep: list[str] = field(default_factory=list)
-    device: Device = "auto"
     refine: bool = False
 
 

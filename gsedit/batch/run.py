@@ -11,7 +11,6 @@ crash) is reported and the others carry on.
 from __future__ import annotations
 
 import os
-
 import re
 import time
 import traceback

@@ -52,6 +52,18 @@ class SessionOptions:
     sr: RefineConfig = field(default_factory=RefineConfig)
 
 
+
+@dataclass
+class PlannedSession(SessionOptions):
+    """SessionOptions with the session's folder, the turns planned there (as --turn, --target and
+    --keep give them) and the device: what a batch job and a comparison run."""
+
+    out: Path = Path("session")
+    turn: list[str] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+    device: Device = "auto"
+
 #: options of SessionOptions given as they are (settings, adss: flat or nested; see session_options)
 PLAIN_KEYS = ("scene", "cameras", "iteration", "dataparser_transforms", "frame_check", "export", "spz_axes", "method",
               "editor", "ip2p", "sr")

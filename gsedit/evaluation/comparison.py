@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gsedit.edit.lock import deferred_lock
-from gsedit.edit.options import Device, SessionOptions, options_of, resolve_device
+from gsedit.edit.options import PlannedSession, options_of, resolve_device
 from gsedit.errors import GseditError
 from gsedit.evaluation.compare import (
     edit_backend,
@@ -24,16 +24,12 @@ from gsedit.scene.convert_config import ConvertConfig
 
 
 @dataclass
-class CompareOptions(SessionOptions):
+class CompareOptions(PlannedSession):
     """What a comparison runs: the session options shared by every backend, and its own."""
 
     out: Path = Path("compare")
-    turn: list[str] = field(default_factory=list)
-    target: list[str] = field(default_factory=list)
-    keep: list[str] = field(default_factory=list)
     resume: bool = False
     """Continue the comparison in `out` (appending the turns it lacks, by the --resume rule)."""
-    device: Device = "auto"
     backends: str = "3dgs,nerfacto"
     refit: ConvertConfig = field(default_factory=ConvertConfig)
     views: int = 4
