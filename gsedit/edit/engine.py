@@ -75,8 +75,6 @@ class Engine:
     editor: ImageEditor
     segmenter: ImageSegmenter | None = None
     reporter: Reporter | None = None
-    after_turn: Callable[[SessionFolder, TurnRecord], None] | None = None
-    """Called once a turn's folder is complete (report, turntable videos)."""
     preflight: Preflight | None = None
     """The memory pre-flight of this run, quoted when a turn runs out of GPU memory."""
 
@@ -159,8 +157,6 @@ class Engine:
         session.update(record)
         if self.reporter:
             self.reporter.turn_finished(record)
-        if self.after_turn:
-            self.after_turn(session, record)
         return record
 
 
