@@ -38,6 +38,7 @@
 #include <limits>
 #include <numeric>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -333,6 +334,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> intersect_tiles(
   Tensor tile_offsets = at::empty({n_cams * tiles}, ilong);
   std::vector<int64_t> box(n_cams * n_gauss * 4);  // lo x, lo y, hi x, hi y in tiles
   std::vector<std::vector<int64_t>> orders(n_cams);
+  int64_t* tcount = tile_counts.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "intersect_tiles", [&] {
     const scalar_t* mean = means2d.data_ptr<scalar_t>();
     const scalar_t* depth = depths.data_ptr<scalar_t>();
@@ -355,26 +357,29 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> intersect_tiles(
         counts[i] = static_cast<int32_t>((b[2] - b[0]) * (b[3] - b[1]));
       }
     });
-    // Front to back per camera; ties keep the lower index first (a stable sort).
+    // Per camera: front to back, ties by lower index first (sorting (depth, index) pairs, held
+    // together in memory, gives the order of a stable sort by depth), then each tile's count.
     at::parallel_for(0, n_cams, 1, [&](int64_t begin, int64_t end) {
+      std::vector<std::pair<scalar_t, int64_t>> keyed;
       for (int64_t c = begin; c < end; ++c) {
-        std::vector<int64_t>& order = orders[c];
-        for (int64_t n = 0; n < n_gauss; ++n)
-          if (counts[c * n_gauss + n] > 0) order.push_back(n);
         const scalar_t* d = depth + c * n_gauss;
-        std::stable_sort(order.begin(), order.end(),
-                         [d](int64_t a, int64_t b) { return d[a] < d[b]; });
+        keyed.clear();
+        for (int64_t n = 0; n < n_gauss; ++n)
+          if (counts[c * n_gauss + n] > 0) keyed.emplace_back(d[n], n);
+        std::sort(keyed.begin(), keyed.end());
+        std::vector<int64_t>& order = orders[c];
+        order.reserve(keyed.size());
+        for (const auto& entry : keyed) order.push_back(entry.second);
+        int64_t* camera_counts = tcount + c * tiles;
+        for (int64_t n : order) {
+          const int64_t* b = box.data() + 4 * (c * n_gauss + n);
+          for (int64_t ty = b[1]; ty < b[3]; ++ty)
+            for (int64_t tx = b[0]; tx < b[2]; ++tx) ++camera_counts[ty * tile_w + tx];
+        }
       }
     });
   });
   // Counting sort by tile: each tile's list then keeps the depth order.
-  int64_t* tcount = tile_counts.data_ptr<int64_t>();
-  for (int64_t c = 0; c < n_cams; ++c)
-    for (int64_t n : orders[c]) {
-      const int64_t* b = box.data() + 4 * (c * n_gauss + n);
-      for (int64_t ty = b[1]; ty < b[3]; ++ty)
-        for (int64_t tx = b[0]; tx < b[2]; ++tx) ++tcount[c * tiles + ty * tile_w + tx];
-    }
   int64_t* toffset = tile_offsets.data_ptr<int64_t>();
   int64_t total = 0;
   for (int64_t t = 0; t < n_cams * tiles; ++t) {

@@ -54,3 +54,31 @@ def test_the_probe_sees_torch_once_a_command_runs(tmp_path):
     """The check above must be able to fail: running a command (here on a missing file) loads torch."""
     (_, loaded), = heavy_after([["render", str(tmp_path / "missing.ply"), "--out", str(tmp_path / "r")]])
     assert "torch" in loaded
+
+
+#: ends through exit_without_teardown after an atexit handler, a long piped stdout and torch
+_EXIT = """
+import atexit, sys, threading, time, torch
+from gsedit.cli import exit_without_teardown
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+class Module:  # finalised only when the interpreter tears its modules down
+    def __del__(self):
+        print("torn down", file=sys.stderr)
+held = Module()
+if sys.argv[1] == "thread":  # a writer still running: the ordinary exit waits for it
+    threading.Thread(target=lambda: (time.sleep(0.5), print("writer done", file=sys.stderr))).start()
+print("x" * 200_000)
+exit_without_teardown(3)
+"""
+
+
+def test_exit_without_teardown_flushes_runs_atexit_and_waits_for_threads():
+    """The 0.3 s of torch's module teardown is skipped, nothing the process had to do is."""
+    for case in ("alone", "thread"):
+        done = subprocess.run([sys.executable, "-c", _EXIT, case], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 3
+        assert done.stdout == "x" * 200_000 + "\n"
+        assert "atexit ran" in done.stderr
+        assert ("writer done" in done.stderr) == (case == "thread")
+        assert ("torn down" in done.stderr) == (case == "thread")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,13 @@ def to_uint8(images: Tensor) -> np.ndarray:
 
 
 # -- writing ------------------------------------------------------------------------------------
+#: longest side of a contact sheet's tiles
+SHEET_TILE_SIDE = 256
+
+#: pixels `render_channel_images` renders at a time: 4 views of 512 x 512
+RENDER_CHUNK_PIXELS = 1 << 20
+
+
 def _encode_png(array: np.ndarray) -> bytes:
     """The PNG file of a uint8 [H, W] or [H, W, C] image (Pillow's default compression)."""
     import imageio.v3 as iio
@@ -49,22 +57,49 @@ def write_png(path: Path, array: np.ndarray) -> None:
     _write_file(path, _encode_png(array))
 
 
-def save_images(folder: Path, images: Tensor, names: list[str] | None = None) -> None:
-    """Writes [C, H, W, 3] or [C, H, W] images in [0, 1] as NAME.png (NNNN.png by default) into `folder`.
+class PngWriter:
+    """Writes PNGs encoded on a thread pool, in the order they were given, each atomically.
 
-    The PNGs are encoded on a thread pool (Pillow's zlib compression releases the GIL; encoding was
-    a quarter of a 24-view `gsedit render`) and written by this thread in order, each atomically,
-    so a failed write (a full disk) stops there and leaves exactly the images before it.
+    Pillow's zlib compression releases the GIL, so encodes run beside the caller: `gsedit render`
+    renders the next views while the last ones encode (encoding was a quarter of a 24-view render).
+    Files are written by the calling thread, in order, as soon as their encode and all before it
+    are done; a failed write (a full disk) or an exception in the `with` block stops there and
+    leaves exactly the images before it, whole.
     """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self._pending: deque[tuple[Path, Future]] = deque()
+
+    def add(self, path: Path, array: np.ndarray) -> None:
+        """Queues uint8 [H, W] or [H, W, C] `array` for `path`, and writes what is ready."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending.append((path, self._pool.submit(_encode_png, array)))
+        while self._pending and self._pending[0][1].done():
+            self._write_next()
+
+    def _write_next(self) -> None:
+        path, encoded = self._pending.popleft()
+        _write_file(path, encoded.result())
+
+    def __enter__(self) -> "PngWriter":
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        try:
+            while error_type is None and self._pending:
+                self._write_next()
+        finally:
+            self._pool.shutdown(cancel_futures=True)  # after a failure: no encoding of images never written
+
+
+def save_images(folder: Path, images: Tensor, names: list[str] | None = None) -> None:
+    """Writes [C, H, W, 3] or [C, H, W] images in [0, 1] as NAME.png (NNNN.png by default) into `folder`
+    (see `PngWriter`: encoded in parallel, written in order, each atomically)."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = to_uint8(images)
-    paths = [folder / f"{names[i] if names else f'{i:04d}'}.png" for i in range(len(arrays))]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(len(arrays), os.cpu_count() or 1)))
-    try:
-        for path, data in zip(paths, pool.map(_encode_png, arrays)):
-            _write_file(path, data)
-    finally:
-        pool.shutdown(cancel_futures=True)  # after a failure: no encoding of images never written
+    with PngWriter() as writer:
+        for i, array in enumerate(to_uint8(images)):
+            writer.add(folder / f"{names[i] if names else f'{i:04d}'}.png", array)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -156,8 +191,23 @@ def _size(image: Tensor) -> str:
     return f"{image.shape[1]}x{image.shape[0]}"
 
 
+def shrink(images: np.ndarray, longest_side: int) -> np.ndarray:
+    """[C, H // f, W // f(, 3)] uint8 block means of [C, H, W(, 3)] `images`, by the smallest whole
+    factor f that brings the longer side to `longest_side` or less (rows and columns past the last
+    whole block are dropped)."""
+    factor = -(-max(images.shape[1:3]) // longest_side)
+    if factor <= 1:
+        return images
+    c, h, w = images.shape[0], images.shape[1] // factor, images.shape[2] // factor
+    blocks = images[:, : h * factor, : w * factor].reshape(c, h, factor, w, factor, *images.shape[3:])
+    return (blocks.mean(axis=(2, 4), dtype=np.float32) + 0.5).astype(np.uint8)
+
+
 def contact_sheet(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """[C, H, W(, 3)] uint8 -> one grid image."""
+    """[C, H, W(, 3)] uint8 -> one grid image of the images shrunk to tiles of at most
+    `SHEET_TILE_SIDE` pixels (the sheet is an overview: at full size it took as long to encode as
+    all the views it shows)."""
+    images = shrink(images, SHEET_TILE_SIDE)
     count = images.shape[0]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
@@ -171,9 +221,8 @@ def contact_sheet(images: np.ndarray, columns: int | None = None) -> np.ndarray:
 
 def label_colours(scene, cameras: Cameras) -> Tensor:
     """[C, H, W, 3] each pixel coloured by its dominant label, faded by coverage."""
-    names = scene.label_names() or {}
-    if not names:
-        raise GseditError("the scene has no labels sidecar (SCENE.labels.json) to render the 'label' channel")
+    check_channel(scene, "label")
+    names = scene.label_names()
     channels = [f"label={k}" for k in sorted(names)]
     out = scene.render(cameras, channels=channels)
     stack = torch.stack([out.channels[c] for c in channels], dim=-1)  # [C, H, W, L]
@@ -190,21 +239,36 @@ def render_channel(scene, cameras: Cameras, channel: str) -> Tensor:
         return scene.render(cameras).alpha
     if channel == "label":
         return label_colours(scene, cameras)
-    if channel not in scene.channel_names():
+    check_channel(scene, channel)
+    return scene.render(cameras, channels=[channel]).channels[channel]
+
+
+def check_channel(scene, channel: str) -> None:
+    """Raises GseditError naming the channels there are when `scene` cannot render `channel`."""
+    if channel == "label" and not scene.label_names():
+        raise GseditError("the scene has no labels sidecar (SCENE.labels.json) to render the 'label' channel")
+    if channel not in ("rgb", "alpha", "label") and channel not in scene.channel_names():
         raise GseditError(
             f"the scene has no '{channel}' channel; it has rgb, alpha"
             + "".join(f", {c}" for c in scene.channel_names())
         )
-    return scene.render(cameras, channels=[channel]).channels[channel]
 
 
 def render_channel_images(scene, cameras: Cameras, channels: list[str], out: Path) -> int:
-    """Writes out/CHANNEL/NAME.png for every camera and out/CHANNEL_sheet.png; returns the count."""
-    written = 0
+    """Writes out/CHANNEL/NAME.png for every camera and out/CHANNEL_sheet.png; returns the count.
+
+    Views render in chunks of about `RENDER_CHUNK_PIXELS` while the chunk before encodes.
+    """
     stems = [Path(name).stem for name in cameras.names]
+    chunk = max(1, RENDER_CHUNK_PIXELS // (cameras.width * cameras.height))
     for channel in channels:
-        images = render_channel(scene, cameras, channel)
-        save_images(Path(out) / channel, images, stems)
-        write_png(Path(out) / f"{channel}_sheet.png", contact_sheet(to_uint8(images)))
-        written += len(stems)
-    return written
+        check_channel(scene, channel)
+    with PngWriter() as writer:
+        for channel in channels:
+            arrays = []
+            for start in range(0, len(cameras), chunk):
+                arrays.append(to_uint8(render_channel(scene, cameras[start : start + chunk], channel)))
+                for i, array in enumerate(arrays[-1], start):
+                    writer.add(Path(out) / channel / f"{stems[i]}.png", array)
+            writer.add(Path(out) / f"{channel}_sheet.png", contact_sheet(np.concatenate(arrays)))
+    return len(stems) * len(channels)

@@ -184,3 +184,39 @@ def test_save_images_writes_the_pngs_imageio_writes(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
         ["rgb", "grey", "ref.png"] + [f"view{i}.png" for i in range(7)] + [f"{i:04d}.png" for i in range(7)]
     )
+
+
+def test_shrink_takes_block_means_by_a_whole_factor():
+    from gsedit.render.images import shrink
+
+    images = RNG.integers(0, 256, size=(2, 9, 13, 3), dtype=np.uint8)
+    assert shrink(images, 13) is images
+    small = shrink(images, 6)  # factor 3: 9 x 13 -> 3 x 4, the 13th column dropped
+    assert small.shape == (2, 3, 4, 3)
+    expected = images[:, :9, :12].reshape(2, 3, 3, 4, 3, 3).astype(np.float64).mean(axis=(2, 4))
+    assert np.array_equal(small, np.floor(expected + 0.5).astype(np.uint8))
+
+
+def test_chunked_render_writes_the_files_of_one_render(tmp_path, monkeypatch):
+    """Rendering in chunks while the last ones encode: the PNGs of one render of every view, in
+    every channel, and a sheet of the shrunk views."""
+    from gsedit.cameras.formats import load_cameras
+    from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
+    from gsedit.render import images as module
+    from gsedit.scene.gaussian_scene import GaussianScene
+
+    cams_file = write_synthetic_scene(tmp_path / "s" / "scene.ply", SyntheticSceneConfig(points_per_object=60),
+                                      n_cameras=5, size=24)
+    scene = GaussianScene.load(tmp_path / "s" / "scene.ply")
+    cameras = load_cameras(cams_file)
+    monkeypatch.setattr(module, "RENDER_CHUNK_PIXELS", 2 * 24 * 24)  # chunks of 2, 2 and 1 views
+    monkeypatch.setattr(module, "SHEET_TILE_SIDE", 12)
+    assert module.render_channel_images(scene, cameras, ["rgb", "label"], tmp_path / "out") == 10
+    for channel in ("rgb", "label"):
+        whole = module.render_channel(scene, cameras, channel)
+        module.save_images(tmp_path / "ref" / channel, whole, [Path(n).stem for n in cameras.names])
+        for ref in sorted((tmp_path / "ref" / channel).iterdir()):
+            assert (tmp_path / "out" / channel / ref.name).read_bytes() == ref.read_bytes()
+        sheet = iio.imread(tmp_path / "out" / f"{channel}_sheet.png")
+        assert np.array_equal(sheet, module.contact_sheet(module.to_uint8(whole)))
+        assert sheet.shape[:2] == (2 * 12, 3 * 12)  # 5 views of 24 px as 12 px tiles, 3 columns
