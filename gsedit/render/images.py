@@ -82,7 +82,7 @@ class PngWriter:
         path, encoded = self._pending.popleft()
         _write_file(path, encoded.result())
 
-    def __enter__(self) -> "PngWriter":
+    def __enter__(self) -> PngWriter:
         return self
 
     def __exit__(self, error_type, *_) -> None:
