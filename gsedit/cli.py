@@ -116,14 +116,16 @@ def exit_without_teardown(code: int) -> None:
 
     Tearing down torch's modules took 0.3 s of every command on the 2-core machine, after the
     work was done and the files were closed. The atexit handlers (logging, temporary folders,
-    Ray, ...) still run and the standard streams are flushed; while any other thread is alive
-    (a server, a writer) the ordinary exit runs instead, which waits for it.
+    Ray, ...) still run and the standard streams are flushed. The ordinary exit runs instead while
+    any other thread is alive (a server, a writer: it waits for them) and under a profiler or a
+    tracer (cProfile and coverage write their files at exit).
     """
     import atexit
     import os
     import threading
 
-    if "torch" not in sys.modules or threading.active_count() > 1:
+    watched = sys.getprofile() is not None or sys.gettrace() is not None  # cProfile, coverage: they write at exit
+    if "torch" not in sys.modules or threading.active_count() > 1 or watched:
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

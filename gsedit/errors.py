@@ -56,13 +56,6 @@ class ModelMissingError(GseditError):
         super().__init__(msg)
 
 
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE, read at call time: huggingface_hub reads it only once, at its import."""
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
 def _hf_home() -> str:
     import os
 

@@ -82,3 +82,17 @@ def test_exit_without_teardown_flushes_runs_atexit_and_waits_for_threads():
         assert "atexit ran" in done.stderr
         assert ("writer done" in done.stderr) == (case == "thread")
         assert ("torn down" in done.stderr) == (case == "thread")
+
+
+def test_a_profiled_command_still_writes_its_profile(tmp_path):
+    """cProfile writes its file after the command returns: the fast exit must not skip that."""
+    profile = tmp_path / "info.prof"
+    scene = tmp_path / "scene.ply"
+    code = ("from pathlib import Path; from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene; "
+            f"write_synthetic_scene(Path({str(scene)!r}), SyntheticSceneConfig(points_per_object=20))")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""}, check=True)
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "gsedit", "info", str(scene)],
+                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""}, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert profile.stat().st_size > 0

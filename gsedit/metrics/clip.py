@@ -30,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import ModelMissingError, hub_offline
+from gsedit.errors import ModelMissingError
+from gsedit.hub import offline_reason
 
 OPEN_CLIP_PREFIX = "open_clip:"
 _OPTION = "--clip-model"
+
 
 
 @dataclass
@@ -128,14 +130,15 @@ def _in_hub_cache(model_id: str) -> bool:
 def _load_transformers(model_id: str, device: str | torch.device) -> HFClipEncoder:
     local = Path(model_id).expanduser()
     source = str(local) if local.is_dir() else model_id
-    if not local.is_dir() and hub_offline() and not _in_hub_cache(model_id):
+    offline = None if local.is_dir() else offline_reason()
+    if offline and not _in_hub_cache(model_id):
         # said before transformers' CLIP classes load: they import torchvision and torch._dynamo (seconds)
-        raise ModelMissingError("CLIP", model_id, _OPTION, detail="HF_HUB_OFFLINE is set")
+        raise ModelMissingError("CLIP", model_id, _OPTION, detail=offline)
     from transformers import CLIPModel, CLIPProcessor
 
     try:
-        model = CLIPModel.from_pretrained(source, local_files_only=hub_offline())
-        processor = CLIPProcessor.from_pretrained(source, local_files_only=hub_offline())
+        model = CLIPModel.from_pretrained(source, local_files_only=offline is not None)
+        processor = CLIPProcessor.from_pretrained(source, local_files_only=offline is not None)
     except (OSError, ValueError) as e:  # missing files / offline miss; invalid ids are ValueErrors
         raise ModelMissingError("CLIP", model_id, _OPTION, detail=str(e).splitlines()[0]) from e
     return HFClipEncoder(model.to(device), processor)

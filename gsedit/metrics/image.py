@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import GseditError, MissingPackageError, ModelMissingError, hub_offline
+from gsedit.errors import GseditError, MissingPackageError, ModelMissingError
+from gsedit.hub import hub_offline
 from gsedit.metrics import LpipsNet
 from gsedit.render.filters import check_images, ssim, weighted_mean
 from gsedit.torch_files import load_tensor_file

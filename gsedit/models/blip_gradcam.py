@@ -14,6 +14,7 @@ fused kernel), so a forward hook on the chosen layer's cross-attention captures 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, ModelMissingError
+from gsedit.hub import offline_reason
 from gsedit.models.adss_config import ItmStartToken
 
 if TYPE_CHECKING:
@@ -37,17 +39,19 @@ def load_blip(
 ) -> tuple[PreTrainedModel, BlipProcessor]:
     """Loads a BLIP model of `model_class` and its processor from a local folder or a hub id.
 
-    transformers honours HF_HUB_OFFLINE and the Hugging Face cache itself; any failure to
-    find the files becomes a ModelMissingError naming `what` and the CLI `option`.
+    A hub id reads the Hugging Face cache only under HF_HUB_OFFLINE or while the hub does not
+    answer; any failure to find the files becomes a ModelMissingError naming `what` and the CLI
+    `option`.
     """
     from transformers import BlipProcessor
 
+    offline = None if Path(model_id).expanduser().is_dir() else offline_reason()
     try:
-        processor = BlipProcessor.from_pretrained(model_id)
-        model = model_class.from_pretrained(model_id)
+        processor = BlipProcessor.from_pretrained(model_id, local_files_only=offline is not None)
+        model = model_class.from_pretrained(model_id, local_files_only=offline is not None)
     except (OSError, ValueError) as err:  # not found / offline / not a valid id or folder
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelMissingError(what, model_id, option, detail=detail) from err
+        raise ModelMissingError(what, model_id, option, detail=f"{offline}: {detail}" if offline else detail) from err
     return model.to(device).eval(), processor
 
 

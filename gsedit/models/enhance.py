@@ -23,6 +23,7 @@ from torch import Tensor
 
 from gsedit.errors import InputFileError, ModelMissingError
 from gsedit.models.enhance_config import EnhanceConfig
+from gsedit.render.filters import gaussian_blur
 
 _SR_PURPOSES = ("SR", "Restoration")
 _FACE_ARCH = "GFPGAN"  # restore_face calls GFPGAN's own forward signature
@@ -161,12 +162,10 @@ def restore_face(face_model, crop: Tensor) -> Tensor:
 
 def _feather(mask: Tensor, sigma: float) -> Tensor:
     """[H, W] binarised `mask` blurred by a Gaussian of std `sigma` pixels (support 3 sigma)."""
-    from torchvision.transforms.functional import gaussian_blur
-
-    hard = (mask >= 0.5).to(torch.float32)[None, None]
+    hard = (mask >= 0.5).to(torch.float32)[None]
     if sigma <= 0:
-        return hard[0, 0]
-    return gaussian_blur(hard, kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)[0, 0]
+        return hard[0]
+    return gaussian_blur(hard, sigma)[0]
 
 
 @torch.no_grad()

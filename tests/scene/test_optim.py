@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -78,8 +79,9 @@ def test_adam_imports_no_dynamo():
 
 
 def _imports_dynamo(*args) -> bool:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # evaluation's CLIP and LPIPS: missing, said at once
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gsedit", *map(str, args)],
-                            capture_output=True, text=True, check=False)
+                            capture_output=True, text=True, check=False, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return "torch._dynamo" in result.stderr  # -X importtime lists every module imported, on stderr
 
@@ -94,3 +96,16 @@ def test_edit_fit_and_render_never_import_dynamo(tmp_path):
                                "--iters", "3", "--points", "100", *common)
     assert not _imports_dynamo("edit", scene, "--cameras", cams, "--turn", "make the sphere red",
                                "--out", tmp_path / "D", "--editor", "synthetic", "--iters", "3", *common)
+
+
+def test_compare_and_demo_never_import_dynamo(tmp_path):
+    """compare's nerfacto refit and turn (deterministic kernels on CPU, nerfstudio's optimisers)
+    and the demo's turns, report and evaluation."""
+    pytest.importorskip("nerfstudio", reason="the nerfacto backend needs nerfstudio (see README)")
+    scene = tmp_path / "scene.ply"
+    cams = write_synthetic_scene(scene, SyntheticSceneConfig(points_per_object=100, seed=1), n_cameras=3, size=24)
+    assert not _imports_dynamo("compare", scene, "--cameras", cams, "--turn", "make the sphere red",
+                               "--out", tmp_path / "cmp", "--editor", "synthetic", "--iters", "3",
+                               "--refit.iters", "20", "--refit.nerfacto-preset", "tiny", "--device", "cpu", "--quiet")
+    assert not _imports_dynamo("demo", "--out", tmp_path / "demo", "--iters", "10", "--size", "32", "--device", "cpu",
+                               "--quiet")

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsedit.errors import GseditError, InputFileError, ModelMissingError, hub_offline
+from gsedit.errors import GseditError, InputFileError, ModelMissingError
+from gsedit.hub import offline_reason
 from gsedit.models.base import EditOutput, ImageEditor
 from gsedit.models.ip2p.config import DTYPE_NAMES, IP2PConfig, check_config
 from gsedit.models.ip2p.denoise import (
@@ -127,7 +128,8 @@ class IP2PEditor(ImageEditor):
                     f"the diffusers layout {'/ '.join(SUBFOLDERS)}/ as save_pretrained writes it)",
                 )
         source = str(folder) if local else config.model
-        offline = config.local_files_only or hub_offline()
+        reason = None if local else "--ip2p.local-files-only" if config.local_files_only else offline_reason()
+        offline = reason is not None
 
         def load(kind, subfolder: str, **kwargs):
             try:
@@ -139,7 +141,7 @@ class IP2PEditor(ImageEditor):
                 if local:
                     raise InputFileError(folder, f"cannot load {subfolder}/: {detail}") from None
                 raise ModelMissingError(
-                    "InstructPix2Pix", config.model, "--ip2p.model", detail
+                    "InstructPix2Pix", config.model, "--ip2p.model", f"{reason}: {detail}" if reason else detail
                 ) from None
 
         # the scheduler's small json first: a missing model fails before any weights load

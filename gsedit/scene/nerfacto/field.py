@@ -119,12 +119,19 @@ def reproducible(device: torch.device):
     if device.type != "cpu":
         yield
         return
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    _set_deterministic(True, warn_only=False)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        _set_deterministic(*previous)
+
+
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """`torch.use_deterministic_algorithms` without its first statement, which imports
+    `torch._inductor.config` (and with it `torch._dynamo`, about a second) to tell torch.compile:
+    gsedit compiles nothing. The flag the kernels read is set the same way."""
+    torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def make_head(config: NerfactoConfig) -> nn.Module:
@@ -231,13 +238,16 @@ class NerfactoNetwork(nn.Module):
             samples_list + [samples],
         )
 
-    def render_head(self, name: str, sampling: RaySampling) -> Tensor:
-        """[R] the channel `name` rendered along the rays, with the geometry's weights detached."""
-        contracted = self.contraction(sampling.samples.frustums.get_positions())  # [R, S, 3]
-        positions = (contracted + 2.0) / 4.0  # in [0, 1], as the main field feeds its hash grid
-        values = self.heads[name](positions.clamp(0, 1).reshape(-1, 3)).reshape(
-            *positions.shape[:2], 1
-        )
+    def head_positions(self, sampling: RaySampling) -> Tensor:
+        """[R, S, 3] the samples' positions as every channel head reads them: contracted, in [0, 1]."""
+        contracted = self.contraction(sampling.samples.frustums.get_positions())
+        return ((contracted + 2.0) / 4.0).clamp(0, 1)  # as the main field feeds its hash grid
+
+    def render_head(self, name: str, sampling: RaySampling, positions: Tensor | None = None) -> Tensor:
+        """[R] the channel `name` rendered along the rays, with the geometry's weights detached;
+        `positions` are `head_positions(sampling)`, when already computed for another head."""
+        positions = self.head_positions(sampling) if positions is None else positions
+        values = self.heads[name](positions.reshape(-1, 3)).reshape(*positions.shape[:2], 1)
         return (sampling.weights.detach() * values).sum(dim=-2)[:, 0]
 
     def render_rays(
@@ -247,7 +257,8 @@ class NerfactoNetwork(nn.Module):
         sampling = self.sample(rays)
         rgb = self.rgb_renderer(rgb=sampling.rgb, weights=sampling.weights)
         alpha = sampling.weights.sum(dim=-2)[:, 0]
-        return rgb, alpha, {name: self.render_head(name, sampling) for name in channels}
+        positions = self.head_positions(sampling) if channels else None
+        return rgb, alpha, {name: self.render_head(name, sampling, positions) for name in channels}
 
     def sampler_state(self) -> dict:
         s = self.sampler

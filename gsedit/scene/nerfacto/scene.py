@@ -222,35 +222,51 @@ class NerfactoScene(Scene):
 
     def lift_channel(self, name: str, cameras: Cameras, maps: Tensor) -> None:
         """Fits a fresh head `name` to `maps` [C, H, W] along the current geometry (WYS 4.3)."""
-        if not CHANNEL_NAME.match(name):
-            raise ValueError(f"channel name '{name}' must be a Python identifier or label=K")
+        self.lift_channels({name: maps}, cameras)
+
+    def lift_channels(self, maps: dict[str, Tensor], cameras: Cameras) -> None:
+        """Fits a fresh head per channel name to its `maps` [C, H, W], all on the same rays.
+
+        The geometry is only read, so each step samples its rays once for every head: sampling
+        (the proposal networks and the field) is nearly all of a step's time, and a labelled scene
+        lifts one head per label. Each head has its own loss and Adam state, as if fitted alone.
+        """
         shape = (len(cameras), cameras.height, cameras.width)
-        if tuple(maps.shape) != shape:
-            raise ValueError(
-                f"maps for channel '{name}' must be [C, H, W] = {list(shape)}, "
-                f"got {list(maps.shape)}"
-            )
-        cameras, maps = cameras.to(self.device), maps.to(self.device, torch.float32)
-        head = make_head(self.config).to(self.device)
-        self.network.heads[name] = head
-        optimizer = Adam(head.parameters(), lr=self.config.lift_lr, eps=1e-15)
+        for name, values in maps.items():
+            if not CHANNEL_NAME.match(name):
+                raise ValueError(f"channel name '{name}' must be a Python identifier or label=K")
+            if tuple(values.shape) != shape:
+                raise ValueError(
+                    f"maps for channel '{name}' must be [C, H, W] = {list(shape)}, "
+                    f"got {list(values.shape)}"
+                )
+        cameras = cameras.to(self.device)
+        targets = {name: values.to(self.device, torch.float32) for name, values in maps.items()}
+        for name in targets:
+            self.network.heads[name] = make_head(self.config).to(self.device)
+        parameters = [p for name in targets for p in self.network.heads[name].parameters()]
+        optimizer = Adam(parameters, lr=self.config.lift_lr, eps=1e-15)
         self.network.eval()  # the geometry is only read: deterministic samples, no proposal updates
         for _ in range(self.config.lift_steps):
             pixels = random_pixels(cameras, self.config.rays_per_batch)
             with torch.no_grad():
                 sampling = self.network.sample(camera_rays(cameras, self.frame, pixels))
-            values = self.network.render_head(name, sampling)
-            target = maps[pixels[:, 0], pixels[:, 1], pixels[:, 2]]
-            loss = torch.nn.functional.mse_loss(values, target)
+                positions = self.network.head_positions(sampling)
+            losses = [
+                torch.nn.functional.mse_loss(
+                    self.network.render_head(name, sampling, positions),
+                    target[pixels[:, 0], pixels[:, 1], pixels[:, 2]],
+                )
+                for name, target in targets.items()
+            ]
             optimizer.zero_grad(set_to_none=True)
             with reproducible(self.device):
-                loss.backward()
+                torch.stack(losses).sum().backward()
             optimizer.step()
 
     def lift_labels(self, names: dict[int, str], cameras: Cameras, maps: Tensor) -> None:
         """One head `label=K` per label, fitted to its coverage maps [L, C, H, W] (ids sorted)."""
-        for index, label in enumerate(sorted(names)):
-            self.lift_channel(f"label={label}", cameras, maps[index])
+        self.lift_channels({f"label={label}": maps[index] for index, label in enumerate(sorted(names))}, cameras)
         self.labels = dict(names)
 
 
