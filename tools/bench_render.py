@@ -317,7 +317,9 @@ def write_process_scenes(folder: Path) -> dict[str, Path]:
     return {"big": big.with_name("scene.ply"), "small": small.with_name("scene.ply"), "small_cams": small}
 
 
-def _timed_process(args: list[str], native: bool, tree: Path | None = None) -> float:
+def _timed_process(args: list[str], native: bool, tree: Path | None, cwd: Path) -> float:
+    """Seconds of one `python -m gsedit ARGS` run from `cwd`, which must not hold a gsedit: `-m` puts
+    the working directory first on sys.path, ahead of PYTHONPATH's `tree`."""
     env = {k: v for k, v in os.environ.items() if k != "GSEDIT_NATIVE"}
     if not native:
         env["GSEDIT_NATIVE"] = "0"
@@ -325,7 +327,7 @@ def _timed_process(args: list[str], native: bool, tree: Path | None = None) -> f
         env["PYTHONPATH"] = str(tree)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "gsedit", *args], env=env, capture_output=True, text=True,
-                            check=False)
+                            check=False, cwd=cwd)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"gsedit {' '.join(args)} failed:\n{result.stderr[-2000:]}")
@@ -357,7 +359,7 @@ def compare_process(cfg: BenchConfig) -> None:
                 for mode in modes:
                     out = folder / f"{len(seconds[name, mode])}_{mode}_{name.split()[0]}"
                     tree = cfg.before if mode == "before" else None
-                    seconds[name, mode].append(_timed_process(argv(out), mode != "torch", tree))
+                    seconds[name, mode].append(_timed_process(argv(out), mode != "torch", tree, folder))
             print(f"round {round_index + 1}/{cfg.rounds} done", file=sys.stderr, flush=True)
     print(f"\nwhole gsedit processes, default (native) vs GSEDIT_NATIVE=0, {cfg.rounds} interleaved rounds")
     print("{:<34} {:>20} {:>20} {:>8} {:>15}".format("command", "native s (min-max)", "torch s (min-max)",
