@@ -78,11 +78,28 @@ def run_reporting_errors(run: Callable[[], None], argv: list[str], debug: bool) 
     except BrokenPipeError:  # the reader of our output went away (`gsedit ... | head`): not a fault
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 128 + signal.SIGPIPE
-    except (OSError, MemoryError) as exc:
-        if debug:
+    except (OSError, MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if debug or not (isinstance(exc, (OSError, MemoryError)) or _gpu_out_of_memory(exc)):
             raise
-        what = os_error_message(exc) if isinstance(exc, OSError) else f"out of memory ({exc})."
-        console.print(f"[bold red]error:[/] {escape(what)} {escape(aftermath(argv))} (--debug shows the traceback)",
-                      highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_fault_message(exc))} {escape(aftermath(argv))} "
+                      "(--debug shows the traceback)", highlight=False, soft_wrap=True)
         return 1
     return 0
+
+
+def _gpu_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is torch's out-of-memory error (torch is not imported to find out)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def _fault_message(exc: OSError | MemoryError | RuntimeError) -> str:
+    """One sentence on a fault outside a turn (a turn's own out-of-memory error says more)."""
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc})."
+    first_line = (str(exc).strip().splitlines() or ["out of memory"])[0]
+    return (f"out of GPU memory ({first_line}). Free the GPU of other jobs, or lower what this command "
+            "holds at once (--max-side, --gpu-memory, --ip2p.max-batch where it takes them), or run it "
+            "with --device cpu.")

@@ -168,3 +168,33 @@ def test_a_budget_nothing_fits_is_refused_before_any_work(labelled, tmp_path, ca
     printed = " ".join((captured.out + captured.err).split())
     assert "memory: about" in printed and "budget 1.0 GB" in printed
     assert (out / "turn_01" / "scene.ply").is_file()
+
+
+# ------------------------------------------------------------------ out of memory outside a turn
+
+
+def test_out_of_memory_outside_a_turn_is_one_paragraph_and_the_session_resumes(labelled, tmp_path, monkeypatch,
+                                                                              capsys):
+    """The session's first renders (turn_00 and the originals, before any turn) and `gsedit render`:
+    torch's OutOfMemoryError is a RuntimeError, which used to end in a traceback."""
+    from gsedit.cli import main
+    from gsedit.scene.gaussian_scene import GaussianScene
+
+    scene, cams = labelled
+    out = tmp_path / "S"
+    argv = ["edit", str(scene), "--cameras", str(cams), "--turn", "make the sphere red", "--out", str(out),
+            "--editor", "synthetic", "--segmenter", "labels", "--device", "cpu", "--iters", "4", "--quiet"]
+    monkeypatch.setattr(GaussianScene, "render", _oom)
+    assert main(argv) == 1
+    assert main(["render", str(scene), "--cameras", str(cams), "--out", str(tmp_path / "r"), "--device", "cpu"]) == 1
+    said = [" ".join(line.split()) for line in capsys.readouterr().err.split("error:")[1:]]
+    assert len(said) == 2 and all("out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in s
+                                  and "--device cpu" in s and "Traceback" not in s for s in said)
+    assert "--resume` continues" in said[0] and "Rerun `gsedit render" in said[1]
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.png"))
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0
+    assert (out / "turn_01" / "scene.ply").is_file()
+    with pytest.raises(RuntimeError, match="not memory"):  # other runtime errors stay bugs, with their traceback
+        monkeypatch.setattr(GaussianScene, "render", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("not memory")))
+        main(["render", str(scene), "--cameras", str(cams), "--out", str(tmp_path / "r2"), "--device", "cpu"])
