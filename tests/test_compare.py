@@ -269,8 +269,8 @@ def test_an_orbit_is_made_once_around_the_input(scene, tmp_path):
 
     ply, _ = scene
     with FolderLock(tmp_path) as lock:
-        spec = checked_cameras(ply, "orbit:5@40x30", tmp_path, lock)
-    assert spec == str((tmp_path / "cameras.json").resolve())
+        spec, axes = checked_cameras(ply, "orbit:5@40x30", tmp_path, lock)
+    assert spec == str((tmp_path / "cameras.json").resolve()) and axes is None  # not an .spz
     written, orbit = load_cameras(spec), load_cameras("orbit:5@40x30", bounds=read_ply(ply).bounds())
     assert torch.allclose(written.camtoworlds, orbit.camtoworlds, atol=1e-5)
     assert torch.allclose(written.Ks, orbit.Ks, atol=1e-4)

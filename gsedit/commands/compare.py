@@ -14,7 +14,7 @@ from gsedit.scene.convert_config import ConvertConfig
 
 
 def refit_with_progress(scene_file: str, cameras_spec: str, max_side: int | None, backend: str, path: Path,
-                        device, config, quiet: bool, session_iters: int | None = None) -> dict:
+                        device, config, quiet: bool, session_iters: int | None = None, spz_axes: str = "auto") -> dict:
     """gsedit.scene.refit.refit with a progress bar (`gsedit convert`, `gsedit compare`): says its
     step cap and check interval before, its PSNR and why it stopped after."""
     from contextlib import ExitStack
@@ -32,7 +32,9 @@ def refit_with_progress(scene_file: str, cameras_spec: str, max_side: int | None
             steps.append(bar.enter_context(fit_progress(quiet, stop.cap)))
 
         entry = refit_file(scene_file, cameras_spec, max_side, backend, path, device, config,
-                           lambda step, loss: steps[0](step, loss), announce, session_iters)
+                           lambda step, loss: steps[0](step, loss), announce, session_iters, spz_axes)
+    if "spz_axes_note" in entry:
+        console.print(entry["spz_axes_note"], highlight=False)
     console.print(f"{backend} refit: {refit_summary(entry)}")
     return entry
 

@@ -64,7 +64,7 @@ class Convert:
         if self.cameras is None and not Path(self.scene).is_dir():
             raise GseditError(f"refitting {self.scene} as {backend} needs --cameras: the views to fit on.")
         entry = refit(str(self.scene), cameras, self.max_side, backend, self.out,
-                      resolve_device(self.device), self.refit, self.quiet)
+                      resolve_device(self.device), self.refit, self.quiet, spz_axes=self.spz_axes)
         print(f"{backend} scene -> {self.out} ({refit_summary(entry)})")
 
     def _read_scene(self):

@@ -101,12 +101,13 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
         args.refit.validate()
         backends = parse_backends(args.backends)
         parse_formats(args.export)
-        cameras = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms,
-                                  args.frame_check, args.spz_axes)
+        cameras, spz_axes = checked_cameras(Path(args.scene), args.cameras, out, lock, args.dataparser_transforms,
+                                            args.frame_check, args.spz_axes)
         plan = {
             "format": 1,
             "scene": str(Path(args.scene).resolve()),
             "cameras": cameras,
+            "spz_axes": spz_axes,
             "backends": backends,
             "max_side": args.settings.max_side,
             "method": args.method,
@@ -127,8 +128,9 @@ def open_plan(args, out: Path, lock: FolderLock) -> dict:
 
 def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderLock,
                     dataparser_transforms: Path | None = None, frame_check: bool = True,
-                    spz_axes: str = "auto") -> str:
-    """The cameras spec every backend's session uses, checked before anything is written.
+                    spz_axes: str = "auto") -> tuple[str, str | None]:
+    """The cameras spec every backend's session uses, checked before anything is written, and the
+    axes an .spz scene is read in (None for other files), so that every backend reads it alike.
 
     Loads the scene and its cameras (`spec`, by default a trainer folder's own; mapped through
     `dataparser_transforms` when given), and refuses them when they do not see each other (a broken
@@ -140,21 +142,22 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     """
     from gsedit.cameras.inria import write_inria_cameras
     from gsedit.edit.start import absolute_cameras_spec, mapped_cameras_file
-    from gsedit.scene.files import check_scene_in_view, load_scene_file, orient_spz, scene_cameras
+    from gsedit.scene.files import check_scene_in_view, choose_spz_axes, load_scene_file, orient_spz, scene_cameras
 
     scene = load_scene_file(scene_file, "cpu")
     chosen = scene_cameras(scene_file, spec, dataparser_transforms, scene.bounds())
-    scene = orient_spz(scene, chosen, scene_file, spz_axes)[0]  # the edit that follows says which
+    axes = choose_spz_axes(scene, chosen, scene_file, spz_axes)[0]  # the edit that follows says which
+    scene = orient_spz(scene, None, scene_file, axes or "rub")[0]
     if frame_check:
         check_scene_in_view(scene, chosen, scene_file)
     if chosen.spec is not None and not chosen.spec.startswith("orbit:"):
-        return absolute_cameras_spec(chosen.spec)
+        return absolute_cameras_spec(chosen.spec), axes
     lock.acquire()
     if chosen.spec is None:
-        return mapped_cameras_file(chosen.cameras, out)
+        return mapped_cameras_file(chosen.cameras, out), axes
     path = out / "cameras.json"
     write_inria_cameras(chosen.cameras, path)
-    return str(path.resolve())
+    return str(path.resolve()), axes
 
 
 def _read_plan(path: Path) -> dict:
@@ -193,7 +196,8 @@ def scene_for(backend: str, plan: dict, out: Path, device, refit_config, fit=Non
     from gsedit.scene.refit import refit
 
     plan["refits"][backend] = (fit or refit)(plan["scene"], plan["cameras"], plan["max_side"], backend, path, device,
-                                             refit_config, session_iters=plan["settings"]["iters"])
+                                             refit_config, session_iters=plan["settings"]["iters"],
+                                             spz_axes=plan.get("spz_axes") or "rub")
     write_json(out / COMPARE_FILE, plan)
     return path
 
@@ -210,6 +214,7 @@ def planned_options(options, plan: dict):
     return dataclasses.replace(
         options,
         cameras=plan["cameras"],
+        spz_axes=plan.get("spz_axes") or options.spz_axes,  # as the plan's refits read it
         dataparser_transforms=None,  # the plan's cameras are in the scene's frame already
         method=plan["method"],
         editor=plan["editor"],

@@ -155,7 +155,20 @@ def check_scene_in_view(scene: Scene, cameras: SceneCameras, scene_name: str | P
 
 def orient_spz(scene: Scene, cameras: SceneCameras | None, path: str | Path, axes: str = "auto") -> tuple[Scene, str | None]:
     """The scene of the file `path`, loaded in RUB axes, in the axes its .spz file holds, and one
-    line saying which were taken; (scene, None) for any other file.
+    line saying which were taken; (scene, None) for any other file (see `choose_spz_axes`)."""
+    from gsedit.scene.splat_formats import half_turn_about_x
+
+    chosen, note = choose_spz_axes(scene, cameras, path, axes)
+    if chosen != "ply":
+        return scene, note
+    flipped = half_turn_about_x(scene.gaussians.to("cpu")).to(scene.device)
+    return type(scene)(flipped, scene.labels, scene.config), note
+
+
+def choose_spz_axes(scene: Scene, cameras: SceneCameras | None, path: str | Path,
+                    axes: str = "auto") -> tuple[str | None, str | None]:
+    """("rub" or "ply": the axes the .spz file `path` holds, one line saying why); (None, None) for
+    any other file. `scene` is the file loaded in RUB axes.
 
     `axes` "rub" or "ply" forces them; "auto" takes the ones under which the frame check's
     projection finds the cameras seeing the scene, when exactly one does, else the .spz
@@ -163,28 +176,25 @@ def orient_spz(scene: Scene, cameras: SceneCameras | None, path: str | Path, axe
     when both frames are seen alike, e.g. an object centred on the origin with cameras around it).
     """
     from gsedit.cameras.visibility import visibility
-    from gsedit.scene.splat_formats import half_turn_about_x
 
     if file_format(path) != "spz":
-        return scene, None
-    flipped = lambda: type(scene)(half_turn_about_x(scene.gaussians.to("cpu")).to(scene.device), scene.labels,
-                                  scene.config)
+        return None, None
     if axes in ("rub", "ply"):
-        return (flipped() if axes == "ply" else scene), f"{path}: read in {axes.upper()} axes (--spz-axes {axes})"
+        return axes, f"{path}: read in {axes.upper()} axes (--spz-axes {axes})"
     if cameras is None or (cameras.spec or "").startswith("orbit:"):
         why = "no cameras to choose by" if cameras is None else "orbit cameras circle it whichever way it lies"
-        return scene, (f"{path}: read in the .spz specification's RUB axes ({why}; "
+        return "rub", (f"{path}: read in the .spz specification's RUB axes ({why}; "
                        "--spz-axes ply reads a splat-transform/SuperSplat file)")
     means, radii = (t.cpu() for t in _footprints(scene))
     sees_rub = visibility(means, radii, cameras.cameras).sees
     sees_ply = visibility(means * torch.tensor([1.0, -1.0, -1.0]), radii, cameras.cameras).sees
     if sees_ply and not sees_rub:
-        return flipped(), (f"{path}: read in the .ply's own axes (splat-transform's), under which the cameras "
-                           f"{cameras.label} see it (--spz-axes rub overrides)")
+        return "ply", (f"{path}: read in the .ply's own axes (splat-transform's), under which the cameras "
+                       f"{cameras.label} see it (--spz-axes rub overrides)")
     if sees_rub and not sees_ply:
-        return scene, (f"{path}: read in the .spz specification's RUB axes, under which the cameras "
+        return "rub", (f"{path}: read in the .spz specification's RUB axes, under which the cameras "
                        f"{cameras.label} see it (--spz-axes ply overrides)")
-    return scene, (f"{path}: read in the .spz specification's RUB axes: the cameras {cameras.label} see it "
+    return "rub", (f"{path}: read in the .spz specification's RUB axes: the cameras {cameras.label} see it "
                    f"{'alike in' if sees_rub else 'in neither of'} RUB and the .ply's axes; if it renders upside "
                    "down, it was written by splat-transform/SuperSplat: add --spz-axes ply")
 

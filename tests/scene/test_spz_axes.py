@@ -112,3 +112,64 @@ def test_convert_reads_an_spz_in_the_axes_its_cameras_choose(tmp_path):
     out = tmp_path / "back.ply"
     assert main(["convert", str(AXES / "st3.spz"), "--out", str(out), "--cameras", CAMERAS]) == 0
     assert (read_ply(out).means - read_ply(AXES / "scene.ply").means).abs().max() < 2e-4
+
+
+class _Refitted(Exception):
+    """Stops a refit at its start, with the scene it was given."""
+
+
+@pytest.fixture
+def refit_source(monkeypatch):
+    """The source scene the next refit gets (the refit itself is not run)."""
+    from gsedit.scene import convert
+
+    def capture(source, *args, **kwargs):
+        raise _Refitted(source)
+
+    monkeypatch.setattr(convert, "refit_scene", capture)
+    return _Refitted
+
+
+def test_convert_refits_an_spz_in_the_axes_the_cameras_see(refit_source, tmp_path, capsys):
+    """`gsedit convert st3.spz --out scene.ckpt` used to refit nerfacto on the file read as RUB:
+    upside down to its cameras, so the refit learnt empty views."""
+    reference = read_ply(AXES / "scene.ply").means
+    with pytest.raises(refit_source) as caught:
+        main(["convert", str(AXES / "st3.spz"), "--cameras", CAMERAS, "--out", str(tmp_path / "scene.ckpt"),
+              "--device", "cpu", "--quiet"])
+    assert (caught.value.args[0].gaussians.means - reference).abs().max() < 2e-4
+    with pytest.raises(refit_source) as caught:
+        main(["convert", str(AXES / "st3.spz"), "--cameras", CAMERAS, "--out", str(tmp_path / "scene.ckpt"),
+              "--device", "cpu", "--quiet", "--spz-axes", "rub"])
+    assert (caught.value.args[0].gaussians.means - reference).abs().max() > 0.1
+
+
+def test_compare_refits_an_spz_and_edits_it_in_the_same_axes(refit_source, tmp_path):
+    """The plan records the axes chosen once; the refit and every backend's session read the file so."""
+    from gsedit.edit.lock import FolderLock
+    from gsedit.edit.options import SessionOptions
+    from gsedit.evaluation.compare import checked_cameras, planned_options, scene_for
+    from gsedit.scene.convert_config import ConvertConfig
+
+    with FolderLock(tmp_path) as lock:
+        spec, axes = checked_cameras(AXES / "st3.spz", CAMERAS, tmp_path, lock)
+    assert axes == "ply"
+    plan = {"scene": str(AXES / "st3.spz"), "cameras": spec, "spz_axes": axes, "max_side": None, "refits": {},
+            "settings": {"iters": 10}, "method": "gsedit", "editor": "synthetic", "plugins": {"ip2p": {}, "adss": {}}}
+    with pytest.raises(refit_source) as caught:
+        scene_for("nerfacto", plan, tmp_path, "cpu", ConvertConfig())
+    assert (caught.value.args[0].gaussians.means - read_ply(AXES / "scene.ply").means).abs().max() < 2e-4
+    assert planned_options(SessionOptions(), plan).spz_axes == "ply"
+
+
+@pytest.mark.parametrize("axes", ["rub", "ply"])
+def test_edit_exports_each_turn_as_spz_in_the_axes_asked_for(tmp_path, axes):
+    """`gsedit edit --export spz --spz-axes ply` writes what SuperSplat reads upright."""
+    out = tmp_path / "S"
+    assert main(["edit", str(AXES / "scene.ply"), "--cameras", CAMERAS, "--turn", "make it red", "--out", str(out),
+                 "--editor", "synthetic", "--segmenter", "none", "--iters", "2", "--device", "cpu", "--quiet",
+                 "--export", "spz", "--spz-axes", axes]) == 0
+    turn = read_ply(out / "turn_01" / "scene.ply")
+    stored = torch.from_numpy(gsply.read_spz(out / "turn_01" / "scene.spz").means)
+    wanted = turn if axes == "ply" else half_turn_about_x(turn)
+    assert (stored - wanted.means).abs().max() < 2e-4
