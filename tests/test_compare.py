@@ -134,8 +134,8 @@ def test_compare_json_has_a_row_per_turn_and_backend(finished):
 
 
 def test_grids_show_before_and_after_of_each_backend(finished):
-    from gsedit.evaluation.report import shown_views
     from gsedit.edit.session import SessionFolder
+    from gsedit.evaluation.report import shown_views
 
     out, _ = finished
     views = shown_views(SessionFolder.open(out / "3dgs"), 4)
@@ -263,8 +263,8 @@ def test_a_broken_input_leaves_the_folder_usable(scene, tmp_path, capsys):
 def test_an_orbit_is_made_once_around_the_input(scene, tmp_path):
     """Rebuilt around a 3DGS refit's wider bounds, orbit:N would circle other views."""
     from gsedit.cameras.formats import load_cameras
-    from gsedit.evaluation.compare import checked_cameras
     from gsedit.edit.lock import FolderLock
+    from gsedit.evaluation.compare import checked_cameras
     from gsedit.scene.ply import read_ply
 
     ply, _ = scene

@@ -142,7 +142,13 @@ def checked_cameras(scene_file: Path, spec: str | None, out: Path, lock: FolderL
     """
     from gsedit.cameras.inria import write_inria_cameras
     from gsedit.edit.start import absolute_cameras_spec, mapped_cameras_file
-    from gsedit.scene.files import check_scene_in_view, choose_spz_axes, load_scene_file, orient_spz, scene_cameras
+    from gsedit.scene.files import (
+        check_scene_in_view,
+        choose_spz_axes,
+        load_scene_file,
+        orient_spz,
+        scene_cameras,
+    )
 
     scene = load_scene_file(scene_file, "cpu")
     chosen = scene_cameras(scene_file, spec, dataparser_transforms, scene.bounds())
