@@ -16,6 +16,18 @@ import torch
 from gsedit.errors import InputFileError
 
 
+def save_tensor_file(state: Any, path: str | Path) -> Path:
+    """Writes `state` (tensors and plain containers) to `path` with torch.save, atomically, the same
+    bytes for the same state: torch names the archive's root folder after the file it writes, which
+    was the atomic write's randomly named temporary, so no two saves of a scene matched."""
+    from gsedit.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: the root is "archive"
+        torch.save(state, handle)
+    return path
+
+
 def load_tensor_file(path: str | Path, hint: str = "") -> Any:
     """The tensors and containers in `path`; InputFileError naming the file and why it is refused."""
     try:

@@ -36,7 +36,7 @@ from gsedit.cameras.trainer_folders import (
 )
 from gsedit.errors import InputFileError
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
-from gsedit.torch_files import load_tensor_file
+from gsedit.torch_files import load_tensor_file, save_tensor_file
 
 SPLATFACTO_PARAMS = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
 GSPLAT_PARAMS = ("means", "scales", "quats", "opacities", "sh0", "shN")
@@ -164,7 +164,6 @@ def write_trainer_step(gaussians: Gaussians, path: str | Path) -> Path:
     checkpoint (`write_splatfacto_checkpoint`)."""
     from dataclasses import replace
 
-    from gsedit.atomic import atomic_path
     from gsedit.scene.ply import write_ply
 
     path = Path(path)
@@ -177,9 +176,7 @@ def write_trainer_step(gaussians: Gaussians, path: str | Path) -> Path:
         return path
     step = int(GSPLAT_CKPT.fullmatch(path.name).group(1))
     splats = {name: getattr(plain, name).detach().clone() for name in GSPLAT_PARAMS}
-    with atomic_path(path) as tmp:
-        torch.save({"step": step, "splats": splats}, tmp)
-    return path
+    return save_tensor_file({"step": step, "splats": splats}, path)
 
 
 def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:
@@ -189,7 +186,6 @@ def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:
     The pipeline state of the run's latest checkpoint is kept with its Gaussians replaced; optimiser
     state is left out (it has the old Gaussian count), so resuming training starts the optimisers afresh.
     """
-    from gsedit.atomic import atomic_path
     from gsedit.scene.gaussians import num_sh_bases, sh0_to_rgb
 
     path = Path(path)
@@ -213,9 +209,8 @@ def write_splatfacto_checkpoint(gaussians: Gaussians, path: str | Path) -> Path:
               "opacities": g.opacities[:, None]}
     pipeline.update({prefix + name: value.detach().clone().float() for name, value in params.items()})
     step = int(NERFSTUDIO_STEP.fullmatch(path.name).group(1))
-    with atomic_path(path) as tmp:
-        torch.save({"step": step, "pipeline": pipeline, "optimizers": {}, "scalers": state.get("scalers", {})}, tmp)
-    return path
+    return save_tensor_file({"step": step, "pipeline": pipeline, "optimizers": {}, "scalers": state.get("scalers", {})},
+                            path)
 
 
 def _checked(path: Path, gaussians: Gaussians) -> Gaussians:

@@ -159,6 +159,7 @@ def test_save_then_load_renders_the_same_and_training_continues_identically(
     scene = lifted.clone()
     path = scene.save(tmp_path)
     assert path == tmp_path / "scene.ckpt" and not list(tmp_path.glob(".*tmp"))
+    assert scene.save_as(tmp_path / "again.ckpt").read_bytes() == path.read_bytes()  # same scene, same bytes
     loaded = NerfactoScene.load(path)
     a, b = scene.render(cameras, ["relevance"]), loaded.render(cameras, ["relevance"])
     assert torch.equal(a.rgb, b.rgb) and torch.equal(a.alpha, b.alpha)
@@ -240,6 +241,20 @@ def test_lift_channel_fits_the_maps_along_the_geometry_without_moving_it(fitted,
     assert float((inside & truth).sum() / (inside | truth).sum()) > 0.6
     with pytest.raises(ValueError, match=r"\[C, H, W\]"):
         lifted.clone().lift_channel("relevance", cameras, masks[:, :8])
+
+
+def test_channels_lifted_together_each_fit_their_own_maps(fitted, synthetic):
+    """lift_channels shares each step's ray samples between the heads (a labelled refit lifts one
+    per label); each head still fits its own maps, and the geometry does not move."""
+    _, masks, cameras, _ = synthetic
+    scene = fitted.clone()
+    scene.lift_channels({"inside": masks, "outside": 1 - masks}, cameras)
+    assert scene.channel_names() == ["inside", "outside"]
+    assert all(torch.equal(scene.network.state_dict()[k], v) for k, v in fitted.network.state_dict().items())
+    fields = scene.render(cameras, ["inside", "outside"]).channels
+    alpha = scene.render(cameras).alpha
+    assert float((fields["inside"] - masks).abs().mean()) < 0.08
+    assert float((fields["outside"] - (1 - masks) * alpha).abs().mean()) < 0.08  # outside the content: no weight
 
 
 def test_load_and_fit_reject_bad_input(tmp_path, synthetic):

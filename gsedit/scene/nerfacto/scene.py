@@ -152,12 +152,9 @@ class NerfactoScene(Scene):
 
     def save_as(self, path: str | Path) -> Path:
         """Writes the checkpoint to `path` atomically."""
-        from gsedit.atomic import atomic_path
+        from gsedit.torch_files import save_tensor_file
 
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            torch.save(self.state(), tmp)
-        return path
+        return save_tensor_file(self.state(), path)
 
     def clone(self) -> NerfactoScene:
         return NerfactoScene.from_state(self.state(), self.device)
