@@ -27,13 +27,13 @@ def refit(scene_file: str | Path, cameras_spec: str, max_side: int | None, backe
     from gsedit.cameras.formats import training_cameras
     from gsedit.memory import MemoryMeter
     from gsedit.scene.convert import RefitStop, nerfacto_preset_name, pooled_psnr, refit_scene
-    from gsedit.scene.files import choose_spz_axes, load_scene_file, orient_spz, scene_cameras
+    from gsedit.scene.files import choose_spz_axes, file_format, load_scene_file, orient_spz, scene_cameras
     from gsedit.scene.nerfacto.config import NERFACTO_PRESETS
 
     source = load_scene_file(scene_file, device)
-    chosen_axes, axes_note = choose_spz_axes(
-        source, None if spz_axes != "auto" else scene_cameras(scene_file, cameras_spec, None, source.bounds()),
-        scene_file, spz_axes)
+    choosing = spz_axes == "auto" and file_format(scene_file) == "spz"
+    chooser = scene_cameras(scene_file, cameras_spec, None, source.bounds()) if choosing else None
+    chosen_axes, axes_note = choose_spz_axes(source, chooser, scene_file, spz_axes)
     source = orient_spz(source, None, scene_file, chosen_axes or "rub")[0]
     cameras = training_cameras(cameras_spec, source, max_side)
     preset = nerfacto_preset_name(config, source.device) if backend == "nerfacto" else None
