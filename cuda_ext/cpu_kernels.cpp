@@ -740,6 +740,14 @@ void for_each_list(const Lists& lists, const Tensor& means2d, const Tensor& coni
   });
 }
 
+// sum[i] += w[i] f for a row of n pixels; separate restrict pointers and f by value, so that the
+// compiler needs no aliasing checks between the row's weights and its sums (f = 1: w * 1 is w).
+template <typename scalar_t>
+inline void add_weighted(const scalar_t* __restrict w, scalar_t f, int64_t n,
+                         scalar_t* __restrict sum) {
+  for (int64_t i = 0; i < n; ++i) sum[i] += w[i] * f;
+}
+
 // means2d [C, N, 2], conics [C, N, 3], opacities [C, N], features [C, N, D] -> colors
 // [C, H, W, D] and alpha [C, H, W, 1] over black, and for the backward each pixel's final
 // transmittance and 1 + the list position of its last entry that counts ([C, H, W] each).
@@ -769,12 +777,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_forward(
       sums.assign((n_feat + 1) * s * s, scalar_t(0));
       walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
         const scalar_t* f = feats + ids[k] * n_feat;
-        for (int64_t d = 0; d < n_feat; ++d) {
-          scalar_t* sum = sums.data() + d * s * s + j * s;
-          for (int64_t i = 0; i < s; ++i) sum[i] += w[i] * f[d];
-        }
-        scalar_t* sum = sums.data() + n_feat * s * s + j * s;
-        for (int64_t i = 0; i < s; ++i) sum[i] += w[i];
+        for (int64_t d = 0; d < n_feat; ++d)
+          add_weighted(w, f[d], s, sums.data() + d * s * s + j * s);
+        add_weighted(w, scalar_t(1), s, sums.data() + n_feat * s * s + j * s);
       });
       tiling.pixels(tile, [&](int64_t p, int64_t index) {
         for (int64_t d = 0; d < n_feat; ++d) out[index * n_feat + d] = sums[d * s * s + p];
