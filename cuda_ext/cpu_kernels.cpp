@@ -11,8 +11,9 @@
 //
 // Tiles run in parallel on ATen's thread pool, taken dynamically since their costs differ by
 // orders of magnitude. Within a tile, each list entry is applied to the rows of pixels its
-// footprint reaches, a whole row at a time with per-pixel state (transmittance, still walking):
-// each pixel sees exactly the sequence of gsplat's one-pixel walk, and the row loops have no
+// footprint reaches, a row (the 8-pixel blocks of it in the footprint) at a time with per-pixel
+// state (transmittance, still walking): each pixel sees exactly the sequence of gsplat's one-pixel
+// walk (the pixels skipped are those it skips, alpha < 1/255), and the row loops have no
 // branches or library calls, so the compiler vectorises them. The backward walks back to front
 // from each pixel's last entry, recovering T by division, as gsplat's CUDA backward does.
 // Gradients are summed per list entry (an entry belongs to one tile, so to one thread) and then
@@ -164,13 +165,21 @@ struct ListGeometry {
   const scalar_t* row(int64_t k) const { return table + ids[k] * kGeo; }
 };
 
+// The pixels [i0, i1] of a run of n (centres origin + i + 0.5) that the box [lo, hi] reaches;
+// i0 > i1 when none does (also for a NaN box, which no integer conversion may see).
+template <typename scalar_t>
+inline std::pair<int64_t, int64_t> box_span(scalar_t lo, scalar_t hi, int64_t origin, int64_t n) {
+  const double first = std::max(std::ceil(static_cast<double>(lo) - 0.5 - origin), 0.0);
+  const double last = std::min(std::floor(static_cast<double>(hi) - 0.5 - origin),
+                               static_cast<double>(n - 1));
+  if (!(first <= last)) return {1, 0};
+  return {static_cast<int64_t>(first), static_cast<int64_t>(last)};
+}
+
 // The rows [j0, j1] of a tile (origin y0, ny rows in the image) that an entry's box reaches.
 template <typename scalar_t>
 inline std::pair<int64_t, int64_t> box_rows(const scalar_t* row, int64_t y0, int64_t ny) {
-  const double lo = std::ceil(static_cast<double>(row[8]) - 0.5 - y0);
-  const double hi = std::floor(static_cast<double>(row[9]) - 0.5 - y0);
-  return {static_cast<int64_t>(std::max(lo, 0.0)),
-          static_cast<int64_t>(std::min(hi, static_cast<double>(ny - 1)))};
+  return box_span(row[8], row[9], y0, ny);
 }
 
 // Tile geometry shared by the kernels.
@@ -286,26 +295,34 @@ struct WalkState {
   }
 };
 
-// Walks a tile's list front to back; calls entry_row(k, j, w) after entry k was applied to row j
-// of the tile (w: the row's weights, [tile_size]). Stops when every pixel has stopped.
+// Walks a tile's list front to back; calls entry_row(k, j, w, begin, end) after entry k was
+// applied to the pixels [begin, end) of row j of the tile (w: the row's weights, [tile_size], set
+// in [begin, end) only). Stops when every pixel has stopped. Like rows, columns outside the entry's
+// box are not visited: the row loop covers the 8-pixel blocks (one 256-bit vector of floats) that
+// the box reaches, so a Gaussian that covers part of a tile's width costs half a row.
 template <typename scalar_t, typename F>
 void walk_tile(const ListGeometry<scalar_t>& geo, int64_t count, const Tiling& tiling, int64_t tile,
                WalkState<scalar_t>& state, const F& entry_row) {
-  const int64_t s = tiling.tile_size, y0 = tiling.y0(tile), ny = tiling.ny(tile);
-  const scalar_t px0 = static_cast<scalar_t>(tiling.x0(tile)) + scalar_t(0.5);
+  const int64_t s = tiling.tile_size, x0 = tiling.x0(tile), y0 = tiling.y0(tile);
+  const int64_t ny = tiling.ny(tile);
+  const scalar_t px0 = static_cast<scalar_t>(x0) + scalar_t(0.5);
   int64_t live = state.reset(tiling, tile);
   for (int64_t k = 0; k < count && live > 0; ++k) {
     const scalar_t* row = geo.row(k);
     const auto [j0, j1] = box_rows(row, y0, ny);
+    const auto [i0, i1] = box_span(row[6], row[7], x0, s);
+    if (i0 > i1) continue;  // a list's radius box is wider than the alpha >= 1/255 box
+    const int64_t b0 = i0 / 8 * 8, b1 = std::min(s, (i1 / 8 + 1) * 8);
     for (int64_t j = j0; j <= j1; ++j) {
       if (state.row_live[j] == 0) continue;  // every pixel of the row has stopped
       const scalar_t py = static_cast<scalar_t>(y0 + j) + scalar_t(0.5);
-      const int64_t stops =
-          row_forward(row, px0, py, s, static_cast<scalar_t>(k), state.trans.data() + j * s,
-                      state.live.data() + j * s, state.last.data() + j * s, state.w.data());
+      const int64_t stops = row_forward(
+          row, px0 + static_cast<scalar_t>(b0), py, b1 - b0, static_cast<scalar_t>(k),
+          state.trans.data() + j * s + b0, state.live.data() + j * s + b0,
+          state.last.data() + j * s + b0, state.w.data() + b0);
       state.row_live[j] -= stops;
       live -= stops;
-      entry_row(k, j, state.w.data());
+      entry_row(k, j, state.w.data(), b0, b1);
     }
   }
 }
@@ -778,12 +795,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_forward(
       thread_local WalkState<scalar_t> state;
       thread_local std::vector<scalar_t> sums;  // [D + 1, s * s]: features, then alpha
       sums.assign((n_feat + 1) * s * s, scalar_t(0));
-      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
-        const scalar_t* f = feats + ids[k] * n_feat;
-        for (int64_t d = 0; d < n_feat; ++d)
-          add_weighted(w, f[d], s, sums.data() + d * s * s + j * s);
-        add_weighted(w, scalar_t(1), s, sums.data() + n_feat * s * s + j * s);
-      });
+      walk_tile(geo, count, tiling, tile, state,
+                [&](int64_t k, int64_t j, const scalar_t* w, int64_t begin, int64_t end) {
+                  const scalar_t* f = feats + ids[k] * n_feat;
+                  const int64_t at = j * s + begin;
+                  for (int64_t d = 0; d < n_feat; ++d)
+                    add_weighted(w + begin, f[d], end - begin, sums.data() + d * s * s + at);
+                  add_weighted(w + begin, scalar_t(1), end - begin, sums.data() + n_feat * s * s + at);
+                });
       tiling.pixels(tile, [&](int64_t p, int64_t index) {
         for (int64_t d = 0; d < n_feat; ++d) out[index * n_feat + d] = sums[d * s * s + p];
         out_alpha[index] = sums[n_feat * s * s + p];
@@ -929,15 +948,16 @@ Tensor blend_sums(const Tensor& means2d, const Tensor& conics, const Tensor& opa
         for (int64_t l = 0; l < n_maps; ++l) value[l * ss + p] = values[index * n_maps + l];
         value[n_maps * ss + p] = scalar_t(1);
       });
-      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
-        scalar_t* out = tile_sums + k * row_width;
-        for (int64_t l = 0; l < row_width; ++l) {
-          const scalar_t* v = value.data() + l * ss + j * s;
-          scalar_t sum = 0;
-          for (int64_t i = 0; i < s; ++i) sum += w[i] * v[i];
-          out[l] += sum;
-        }
-      });
+      walk_tile(geo, count, tiling, tile, state,
+                [&](int64_t k, int64_t j, const scalar_t* w, int64_t begin, int64_t end) {
+                  scalar_t* out = tile_sums + k * row_width;
+                  for (int64_t l = 0; l < row_width; ++l) {
+                    const scalar_t* v = value.data() + l * ss + j * s;
+                    scalar_t sum = 0;
+                    for (int64_t i = begin; i < end; ++i) sum += w[i] * v[i];
+                    out[l] += sum;
+                  }
+                });
     });
     sum_entries(sums, lists.ids, flatten_ids.numel(), row_width, per_gauss.data_ptr<scalar_t>());
   });
