@@ -11,8 +11,9 @@
 //
 // Tiles run in parallel on ATen's thread pool, taken dynamically since their costs differ by
 // orders of magnitude. Within a tile, each list entry is applied to the rows of pixels its
-// footprint reaches, a whole row at a time with per-pixel state (transmittance, still walking):
-// each pixel sees exactly the sequence of gsplat's one-pixel walk, and the row loops have no
+// footprint reaches, a row (the 8-pixel blocks of it in the footprint) at a time with per-pixel
+// state (transmittance, still walking): each pixel sees exactly the sequence of gsplat's one-pixel
+// walk (the pixels skipped are those it skips, alpha < 1/255), and the row loops have no
 // branches or library calls, so the compiler vectorises them. The backward walks back to front
 // from each pixel's last entry, recovering T by division, as gsplat's CUDA backward does.
 // Gradients are summed per list entry (an entry belongs to one tile, so to one thread) and then
@@ -138,33 +139,47 @@ void entry_geometry(const scalar_t* means2d, const scalar_t* conics, const scala
   }
 }
 
-// A tile's list geometry, gathered on demand: walks that stop early (saturated pixels) never pay
-// for the entries behind.
+// Every Gaussian's geometry, [C * N, kGeo], computed once in parallel before the tiles: a Gaussian
+// is listed in every tile it touches (8 to 23 tiles per Gaussian in the dense benchmark scenes at
+// 512 px), so per list entry its log and square roots were repeated, and each entry gathered its
+// values from three arrays by id; now a tile reads one table row per entry.
+template <typename scalar_t>
+Tensor geometry_table(const Tensor& means2d, const Tensor& conics, const Tensor& opacities) {
+  const int64_t n = opacities.numel();
+  Tensor table = at::empty({n, kGeo}, opacities.options());
+  const scalar_t* m = means2d.data_ptr<scalar_t>();
+  const scalar_t* q = conics.data_ptr<scalar_t>();
+  const scalar_t* o = opacities.data_ptr<scalar_t>();
+  scalar_t* out = table.data_ptr<scalar_t>();
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) entry_geometry(m, q, o, g, out + g * kGeo);
+  });
+  return table;
+}
+
+// A tile's list geometry: row(k) is list entry k's kGeo values.
 template <typename scalar_t>
 struct ListGeometry {
-  const scalar_t *means2d, *conics, *opacities;
-  const int64_t* ids = nullptr;
-  int64_t filled = 0;
-  std::vector<scalar_t> table;
-  void reset(const int64_t* list_ids, int64_t count) {
-    ids = list_ids;
-    filled = 0;
-    table.resize(count * kGeo);
-  }
-  const scalar_t* row(int64_t k) {
-    for (; filled <= k; ++filled)
-      entry_geometry(means2d, conics, opacities, ids[filled], table.data() + filled * kGeo);
-    return table.data() + k * kGeo;
-  }
+  const scalar_t* table;
+  const int64_t* ids;
+  const scalar_t* row(int64_t k) const { return table + ids[k] * kGeo; }
 };
+
+// The pixels [i0, i1] of a run of n (centres origin + i + 0.5) that the box [lo, hi] reaches;
+// i0 > i1 when none does (also for a NaN box, which no integer conversion may see).
+template <typename scalar_t>
+inline std::pair<int64_t, int64_t> box_span(scalar_t lo, scalar_t hi, int64_t origin, int64_t n) {
+  const double first = std::max(std::ceil(static_cast<double>(lo) - 0.5 - origin), 0.0);
+  const double last = std::min(std::floor(static_cast<double>(hi) - 0.5 - origin),
+                               static_cast<double>(n - 1));
+  if (!(first <= last)) return {1, 0};
+  return {static_cast<int64_t>(first), static_cast<int64_t>(last)};
+}
 
 // The rows [j0, j1] of a tile (origin y0, ny rows in the image) that an entry's box reaches.
 template <typename scalar_t>
 inline std::pair<int64_t, int64_t> box_rows(const scalar_t* row, int64_t y0, int64_t ny) {
-  const double lo = std::ceil(static_cast<double>(row[8]) - 0.5 - y0);
-  const double hi = std::floor(static_cast<double>(row[9]) - 0.5 - y0);
-  return {static_cast<int64_t>(std::max(lo, 0.0)),
-          static_cast<int64_t>(std::min(hi, static_cast<double>(ny - 1)))};
+  return box_span(row[8], row[9], y0, ny);
 }
 
 // Tile geometry shared by the kernels.
@@ -190,15 +205,17 @@ struct Tiling {
 // walking pixel (live 1) gets the entry's weight w = alpha T, or 0 where it is skipped or where
 // the pixel stops (live becomes 0; T stays the one after its last entry). last records k + 1 for
 // the entries that count. Returns how many pixels stopped. Masks are 0/1 floats and there is one
-// conditional store, so that the loop vectorises (with -fno-trapping-math).
+// conditional store, so that the loop vectorises (with -fno-trapping-math). The stops are counted
+// in integers: a float sum may not be reordered, so it became a serial chain of scalar adds, one
+// per pixel, that cost about a tenth of the forward; integer lanes are summed as a tree.
 template <typename scalar_t>
-inline scalar_t row_forward(const scalar_t* __restrict row, scalar_t px0, scalar_t py, int64_t n,
+inline int32_t row_forward(const scalar_t* __restrict row, scalar_t px0, scalar_t py, int64_t n,
                             scalar_t kk, scalar_t* __restrict trans, scalar_t* __restrict live,
                             scalar_t* __restrict last, scalar_t* __restrict w) {
   const scalar_t half = scalar_t(-0.5), dy = row[1] - py, one = 1, zero = 0;
   const scalar_t cross = -row[3] * dy, sig_y = (half * row[4] * dy) * dy, ha = half * row[2];
   const scalar_t mx = row[0], opacity = row[5];
-  scalar_t stops = 0;
+  int32_t stops = 0;
   for (int32_t i = 0; i < static_cast<int32_t>(n); ++i) {
     const scalar_t dx = mx - (px0 + static_cast<scalar_t>(i));
     const scalar_t ns = (cross * dx + sig_y) + (ha * dx) * dx;  // the reference's -sigma
@@ -213,7 +230,7 @@ inline scalar_t row_forward(const scalar_t* __restrict row, scalar_t px0, scalar
     trans[i] = add > zero ? next : t;
     live[i] -= stop;
     last[i] += add * (kk + one - last[i]);  // exact: small integers
-    stops += stop;
+    stops += static_cast<int32_t>(stop);
   }
   return stops;
 }
@@ -278,26 +295,34 @@ struct WalkState {
   }
 };
 
-// Walks a tile's list front to back; calls entry_row(k, j, w) after entry k was applied to row j
-// of the tile (w: the row's weights, [tile_size]). Stops when every pixel has stopped.
+// Walks a tile's list front to back; calls entry_row(k, j, w, begin, end) after entry k was
+// applied to the pixels [begin, end) of row j of the tile (w: the row's weights, [tile_size], set
+// in [begin, end) only). Stops when every pixel has stopped. Like rows, columns outside the entry's
+// box are not visited: the row loop covers the 8-pixel blocks (one 256-bit vector of floats) that
+// the box reaches, so a Gaussian that covers part of a tile's width costs half a row.
 template <typename scalar_t, typename F>
-void walk_tile(ListGeometry<scalar_t>& geo, int64_t count, const Tiling& tiling, int64_t tile,
+void walk_tile(const ListGeometry<scalar_t>& geo, int64_t count, const Tiling& tiling, int64_t tile,
                WalkState<scalar_t>& state, const F& entry_row) {
-  const int64_t s = tiling.tile_size, y0 = tiling.y0(tile), ny = tiling.ny(tile);
-  const scalar_t px0 = static_cast<scalar_t>(tiling.x0(tile)) + scalar_t(0.5);
+  const int64_t s = tiling.tile_size, x0 = tiling.x0(tile), y0 = tiling.y0(tile);
+  const int64_t ny = tiling.ny(tile);
+  const scalar_t px0 = static_cast<scalar_t>(x0) + scalar_t(0.5);
   int64_t live = state.reset(tiling, tile);
   for (int64_t k = 0; k < count && live > 0; ++k) {
     const scalar_t* row = geo.row(k);
     const auto [j0, j1] = box_rows(row, y0, ny);
+    const auto [i0, i1] = box_span(row[6], row[7], x0, s);
+    if (i0 > i1) continue;  // a list's radius box is wider than the alpha >= 1/255 box
+    const int64_t b0 = i0 / 8 * 8, b1 = std::min(s, (i1 / 8 + 1) * 8);
     for (int64_t j = j0; j <= j1; ++j) {
       if (state.row_live[j] == 0) continue;  // every pixel of the row has stopped
       const scalar_t py = static_cast<scalar_t>(y0 + j) + scalar_t(0.5);
-      const auto stops = static_cast<int64_t>(
-          row_forward(row, px0, py, s, static_cast<scalar_t>(k), state.trans.data() + j * s,
-                      state.live.data() + j * s, state.last.data() + j * s, state.w.data()));
+      const int64_t stops = row_forward(
+          row, px0 + static_cast<scalar_t>(b0), py, b1 - b0, static_cast<scalar_t>(k),
+          state.trans.data() + j * s + b0, state.live.data() + j * s + b0,
+          state.last.data() + j * s + b0, state.w.data() + b0);
       state.row_live[j] -= stops;
       live -= stops;
-      entry_row(k, j, state.w.data());
+      entry_row(k, j, state.w.data(), b0, b1);
     }
   }
 }
@@ -725,17 +750,22 @@ Lists lists_of(const Tensor& flatten_ids, const Tensor& tile_offsets, const Tens
 template <typename scalar_t, typename F>
 void for_each_list(const Lists& lists, const Tensor& means2d, const Tensor& conics,
                    const Tensor& opacities, const F& body) {
+  const Tensor table = geometry_table<scalar_t>(means2d, conics, opacities);
   for_each_tile(lists.n_tiles, [&](int64_t tile) {
     const int64_t count = lists.counts[tile];
     if (count == 0) return;
     const int64_t* ids = lists.ids + lists.offsets[tile];
-    thread_local ListGeometry<scalar_t> geo;
-    geo.means2d = means2d.data_ptr<scalar_t>();
-    geo.conics = conics.data_ptr<scalar_t>();
-    geo.opacities = opacities.data_ptr<scalar_t>();
-    geo.reset(ids, count);
+    ListGeometry<scalar_t> geo{table.data_ptr<scalar_t>(), ids};
     body(tile, ids, count, geo);
   });
+}
+
+// sum[i] += w[i] f for a row of n pixels; separate restrict pointers and f by value, so that the
+// compiler needs no aliasing checks between the row's weights and its sums (f = 1: w * 1 is w).
+template <typename scalar_t>
+inline void add_weighted(const scalar_t* __restrict w, scalar_t f, int64_t n,
+                         scalar_t* __restrict sum) {
+  for (int64_t i = 0; i < n; ++i) sum[i] += w[i] * f;
 }
 
 // means2d [C, N, 2], conics [C, N, 3], opacities [C, N], features [C, N, D] -> colors
@@ -761,19 +791,18 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_forward(
     scalar_t* out_last = lasts.data_ptr<scalar_t>();
     for_each_list<scalar_t>(lists, means2d, conics, opacities,
                             [&](int64_t tile, const int64_t* ids, int64_t count,
-                                ListGeometry<scalar_t>& geo) {
+                                const ListGeometry<scalar_t>& geo) {
       thread_local WalkState<scalar_t> state;
       thread_local std::vector<scalar_t> sums;  // [D + 1, s * s]: features, then alpha
       sums.assign((n_feat + 1) * s * s, scalar_t(0));
-      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
-        const scalar_t* f = feats + ids[k] * n_feat;
-        for (int64_t d = 0; d < n_feat; ++d) {
-          scalar_t* sum = sums.data() + d * s * s + j * s;
-          for (int64_t i = 0; i < s; ++i) sum[i] += w[i] * f[d];
-        }
-        scalar_t* sum = sums.data() + n_feat * s * s + j * s;
-        for (int64_t i = 0; i < s; ++i) sum[i] += w[i];
-      });
+      walk_tile(geo, count, tiling, tile, state,
+                [&](int64_t k, int64_t j, const scalar_t* w, int64_t begin, int64_t end) {
+                  const scalar_t* f = feats + ids[k] * n_feat;
+                  const int64_t at = j * s + begin;
+                  for (int64_t d = 0; d < n_feat; ++d)
+                    add_weighted(w + begin, f[d], end - begin, sums.data() + d * s * s + at);
+                  add_weighted(w + begin, scalar_t(1), end - begin, sums.data() + n_feat * s * s + at);
+                });
       tiling.pixels(tile, [&](int64_t p, int64_t index) {
         for (int64_t d = 0; d < n_feat; ++d) out[index * n_feat + d] = sums[d * s * s + p];
         out_alpha[index] = sums[n_feat * s * s + p];
@@ -827,7 +856,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> composite_backward(
     scalar_t* grads = per_entry.data_ptr<scalar_t>();
     for_each_list<scalar_t>(lists, means2d, conics, opacities,
                             [&](int64_t tile, const int64_t* ids, int64_t count,
-                                ListGeometry<scalar_t>& geo) {
+                                const ListGeometry<scalar_t>& geo) {
       scalar_t* tile_grads = grads + lists.offsets[tile] * row_width;
       // Per pixel [s * s]: T after the entries still ahead, last entry + 1, S, then the
       // output gradient [D + 1, s * s] (features, alpha); pixels outside the image have last 0.
@@ -910,7 +939,7 @@ Tensor blend_sums(const Tensor& means2d, const Tensor& conics, const Tensor& opa
     scalar_t* sums = per_entry.data_ptr<scalar_t>();
     for_each_list<scalar_t>(lists, means2d, conics, opacities,
                             [&](int64_t tile, const int64_t* ids, int64_t count,
-                                ListGeometry<scalar_t>& geo) {
+                                const ListGeometry<scalar_t>& geo) {
       scalar_t* tile_sums = sums + lists.offsets[tile] * row_width;
       thread_local WalkState<scalar_t> state;
       thread_local std::vector<scalar_t> value;  // [L + 1, s * s]: the maps, then ones
@@ -919,15 +948,16 @@ Tensor blend_sums(const Tensor& means2d, const Tensor& conics, const Tensor& opa
         for (int64_t l = 0; l < n_maps; ++l) value[l * ss + p] = values[index * n_maps + l];
         value[n_maps * ss + p] = scalar_t(1);
       });
-      walk_tile(geo, count, tiling, tile, state, [&](int64_t k, int64_t j, const scalar_t* w) {
-        scalar_t* out = tile_sums + k * row_width;
-        for (int64_t l = 0; l < row_width; ++l) {
-          const scalar_t* v = value.data() + l * ss + j * s;
-          scalar_t sum = 0;
-          for (int64_t i = 0; i < s; ++i) sum += w[i] * v[i];
-          out[l] += sum;
-        }
-      });
+      walk_tile(geo, count, tiling, tile, state,
+                [&](int64_t k, int64_t j, const scalar_t* w, int64_t begin, int64_t end) {
+                  scalar_t* out = tile_sums + k * row_width;
+                  for (int64_t l = 0; l < row_width; ++l) {
+                    const scalar_t* v = value.data() + l * ss + j * s;
+                    scalar_t sum = 0;
+                    for (int64_t i = begin; i < end; ++i) sum += w[i] * v[i];
+                    out[l] += sum;
+                  }
+                });
     });
     sum_entries(sums, lists.ids, flatten_ids.numel(), row_width, per_gauss.data_ptr<scalar_t>());
   });

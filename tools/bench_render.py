@@ -386,9 +386,10 @@ ROW_FORWARD_FLOP = 50
 
 def pixel_entries(means2d, conics, opacities, flatten_ids, offsets, last, side: int, tile: int) -> tuple[int, int]:
     """Bounds on the (pixel, list entry) pairs the compositing forward evaluates for one
-    [1, side, side] frame: per tile row, the entries whose row box (entry_geometry's) reaches the
-    row, times the row's width, up to the row's largest `last` (low: a row walks at least that far)
-    or to the list's end (high: a row whose pixels never saturate walks the whole list)."""
+    [1, side, side] frame: per tile row, the entries whose box (entry_geometry's) reaches the row,
+    times the 8-pixel blocks of the row that the box reaches (walk_tile's), up to the row's largest
+    `last` (low: a row walks at least that far) or to the list's end (high: a row whose pixels
+    never saturate walks the whole list)."""
     tiles = (side + tile - 1) // tile
     counts = torch.diff(torch.cat([offsets.flatten(), offsets.new_tensor([flatten_ids.numel()])]))
     tile_of = torch.repeat_interleave(torch.arange(tiles * tiles), counts)  # [M]
@@ -396,7 +397,14 @@ def pixel_entries(means2d, conics, opacities, flatten_ids, offsets, last, side: 
     g = flatten_ids.long()
     a, b, c = conics[0, g].double().unbind(-1)
     reach = torch.log(opacities[0, g].double() * 255.0)
-    half_y = torch.sqrt(2.0 * (reach.clamp_min(0) * 1.01 + 1e-2) * a / (a * c - b * b)) * 1.001 + 1e-3
+    level = 2.0 * (reach.clamp_min(0) * 1.01 + 1e-2) / (a * c - b * b)
+    half_x, half_y = (torch.sqrt(level * v) * 1.001 + 1e-3 for v in (c, a))
+    x0 = (tile_of % tiles * tile).double()
+    first = torch.ceil(means2d[0, g, 0].double() - half_x - 0.5 - x0).clamp_min(0)
+    last_x = torch.floor(means2d[0, g, 0].double() + half_x - 0.5 - x0).clamp_max(tile - 1)
+    block_end = ((torch.div(last_x, 8, rounding_mode="floor") + 1) * 8).clamp_max(tile)
+    width = block_end - torch.div(first, 8, rounding_mode="floor") * 8
+    width = torch.where(first <= last_x, width, 0)  # [M] pixels of each row the entry visits
     y0 = (tile_of // tiles * tile).double()
     lo = torch.ceil(means2d[0, g, 1].double() - half_y - 0.5 - y0).clamp_min(0)
     hi = torch.floor(means2d[0, g, 1].double() + half_y - 0.5 - y0).clamp_max(tile - 1)
@@ -406,7 +414,8 @@ def pixel_entries(means2d, conics, opacities, flatten_ids, offsets, last, side: 
     row_last = padded.reshape(tiles, tile, tiles, tile).amax(-1).permute(0, 2, 1).reshape(-1, tile)  # [T, rows]
     rows = torch.arange(tile).double()
     reached = (rows >= lo[:, None]) & (rows <= hi[:, None])  # [M, rows]
-    return int((reached & (k[:, None] < row_last[tile_of])).sum()) * tile, int(reached.sum()) * tile
+    pairs = reached * width[:, None]
+    return int((pairs * (k[:, None] < row_last[tile_of])).sum()), int(pairs.sum())
 
 
 def composite_flops(cfg: BenchConfig) -> None:
