@@ -42,3 +42,8 @@ def offline_reason() -> str | None:
     if hub_offline():
         return "HF_HUB_OFFLINE is set"
     return hub_unreachable()
+
+
+def offline_detail(reason: str | None, detail: str) -> str:
+    """The detail of a failed load: the loader's own words, after why it read the cache only."""
+    return f"{reason}; from the local cache: {detail}" if reason else detail

@@ -24,6 +24,28 @@ def one_torch_thread():
 
 
 
+@pytest.fixture
+def unanswering_hub(monkeypatch) -> list[str]:
+    """The Hugging Face hub does not answer (no network) and HF_HUB_OFFLINE is not set; returns the
+    urls gsedit.hub asked, one per request."""
+    import huggingface_hub
+
+    from gsedit import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    asked: list[str] = []
+
+    class Unreachable:
+        def head(self, url, **kwargs):
+            asked.append(url)
+            raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "get_session", lambda: Unreachable())
+    hub.hub_unreachable.cache_clear()
+    yield asked
+    hub.hub_unreachable.cache_clear()
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true")
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, ModelMissingError
-from gsedit.hub import offline_reason
+from gsedit.hub import offline_detail, offline_reason
 from gsedit.models.adss_config import ItmStartToken
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def load_blip(
         model = model_class.from_pretrained(model_id, local_files_only=offline is not None)
     except (OSError, ValueError) as err:  # not found / offline / not a valid id or folder
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelMissingError(what, model_id, option, detail=f"{offline}: {detail}" if offline else detail) from err
+        raise ModelMissingError(what, model_id, option, detail=offline_detail(offline, detail)) from err
     return model.to(device).eval(), processor
 
 

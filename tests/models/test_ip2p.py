@@ -233,6 +233,20 @@ def test_missing_model_offline_raises_model_missing(monkeypatch):
     assert model_id in str(err.value) and "--ip2p.model" in str(err.value)
 
 
+def test_missing_model_while_the_hub_does_not_answer_is_said_at_once(unanswering_hub, model_dir):
+    """No 27 s of retries per file: the cache is read, the message says why, and a local folder
+    never asks the hub."""
+    from gsedit import hub
+
+    model_id = "gsedit-tests/no-such-ip2p-model"
+    with pytest.raises(ModelMissingError, match="did not answer .*; from the local cache: ") as err:
+        IP2PEditor.from_pretrained(IP2PConfig(model=model_id), "cpu")
+    assert model_id in str(err.value) and len(unanswering_hub) == 1
+    hub.hub_unreachable.cache_clear()  # the next probe would be a new request
+    IP2PEditor.from_pretrained(IP2PConfig(model=str(model_dir)), "cpu")
+    assert len(unanswering_hub) == 1
+
+
 def test_incomplete_local_folder_is_an_input_error(model_dir, tmp_path):
     (tmp_path / "unet").mkdir()
     with pytest.raises(InputFileError, match="vae/, text_encoder/, tokenizer/, scheduler/ missing"):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsedit.errors import GseditError, InputFileError, ModelMissingError
-from gsedit.hub import offline_reason
+from gsedit.hub import offline_detail, offline_reason
 from gsedit.models.base import EditOutput, ImageEditor
 from gsedit.models.ip2p.config import DTYPE_NAMES, IP2PConfig, check_config
 from gsedit.models.ip2p.denoise import (
@@ -141,7 +141,7 @@ class IP2PEditor(ImageEditor):
                 if local:
                     raise InputFileError(folder, f"cannot load {subfolder}/: {detail}") from None
                 raise ModelMissingError(
-                    "InstructPix2Pix", config.model, "--ip2p.model", f"{reason}: {detail}" if reason else detail
+                    "InstructPix2Pix", config.model, "--ip2p.model", offline_detail(reason, detail)
                 ) from None
 
         # the scheduler's small json first: a missing model fails before any weights load
