@@ -7,7 +7,7 @@ first use, so `import gsedit` stays light (no torch) for the command line's earl
 __version__ = "0.1.0"
 
 _PUBLIC = {"Session": "gsedit.edit.api", "TurnInfo": "gsedit.edit.api", "TurnProgress": "gsedit.edit.api",
-           "TurnCancelled": "gsedit.edit.engine"}
+           "TurnCancelled": "gsedit.edit.events"}
 __all__ = ["Session", "TurnCancelled", "TurnInfo", "TurnProgress", "__version__"]
 
 

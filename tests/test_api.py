@@ -254,8 +254,11 @@ def test_the_readme_example_runs_as_written_on_the_demo_scene(tmp_path, monkeypa
 
 
 def test_import_gsedit_stays_light_until_session_is_used():
+    """`import gsedit` and the Session class load no torch (opening a session and undoing a turn do
+    not either: tests/test_startup.py); the engine that runs turns does."""
     code = ("import sys, gsedit; assert 'torch' not in sys.modules, 'import gsedit loaded torch'; "
-            "gsedit.Session; assert 'torch' in sys.modules; print('ok')")
+            "gsedit.Session, gsedit.TurnCancelled; assert 'torch' not in sys.modules, 'Session loaded torch'; "
+            "import gsedit.edit.engine; assert 'torch' in sys.modules; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr

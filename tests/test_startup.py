@@ -56,6 +56,20 @@ def test_the_probe_sees_torch_once_a_command_runs(tmp_path):
     assert "torch" in loaded
 
 
+def test_undo_loads_no_heavy_library(tmp_path):
+    """Dropping a turn is file work: `gsedit.Session` opens a session without torch (1.9 s -> 0.2 s)."""
+    from gsedit.cli import main
+    from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
+
+    cams = write_synthetic_scene(tmp_path / "scene.ply", SyntheticSceneConfig(points_per_object=20), n_cameras=2,
+                                 size=16)
+    out = tmp_path / "S"
+    assert main(["edit", str(tmp_path / "scene.ply"), "--cameras", str(cams), "--turn", "make the sphere red",
+                 "--out", str(out), "--editor", "synthetic", "--iters", "1", "--device", "cpu", "--quiet"]) == 0
+    assert heavy_after([["undo", str(out)]]) == [[0, []]]
+    assert not (out / "turn_01").exists()
+
+
 #: ends through exit_without_teardown after an atexit handler, a long piped stdout and torch
 _EXIT = """
 import atexit, sys, threading, time, torch

@@ -4,7 +4,7 @@ Its public names load on first use: the command line imports `gsedit.edit.lock` 
 """
 
 _PUBLIC = {"Session": "gsedit.edit.api", "TurnInfo": "gsedit.edit.api", "TurnProgress": "gsedit.edit.api",
-           "TurnCancelled": "gsedit.edit.engine", "SessionFolder": "gsedit.edit.session",
+           "TurnCancelled": "gsedit.edit.events", "SessionFolder": "gsedit.edit.session",
            "Turn": "gsedit.edit.session"}
 
 

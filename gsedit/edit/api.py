@@ -17,17 +17,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gsedit.edit.engine import Engine, Reporter, TurnCancelled, TurnState
+from gsedit.edit.events import Progress, Reporter, TurnCancelled
 from gsedit.edit.lock import FolderLock
-from gsedit.edit.loop import Progress
 from gsedit.edit.options import Device, SessionOptions, resolve_device, session_options
 from gsedit.edit.plugins import build_adss, build_editor, needs_adss
 from gsedit.edit.session import SessionFolder, Turn, TurnRecord, check_instruction, session_cameras
-from gsedit.edit.start import export_formats, export_turns, start_or_resume
 from gsedit.edit.turn_log import LOG_FILE, JsonLog, TurnLog
 from gsedit.errors import GseditError
+
+if TYPE_CHECKING:  # torch loads with them: a session opens (and undoes a turn) without it
+    from gsedit.edit.engine import Engine, TurnState
 
 Selection = Any
 """A selection of Gaussians: an [N] bool tensor or array, a file name that a turn recorded, or None."""
@@ -116,6 +117,8 @@ class Session:
         """A new session with the planned `turns`, or (`resume`) the one in `out` with the turns of
         `turns` that it lacks (the --resume rule of `gsedit edit`; all of them when `exact`).
         Run the planned turns with `run_pending`."""
+        from gsedit.edit.start import start_or_resume
+
         device = resolve_device(device) if isinstance(device, str) else device
         lock = FolderLock(out, reentrant=False)  # taken by start_or_resume once the inputs are checked
         try:
@@ -356,6 +359,8 @@ class Session:
         return line
 
     def _engine(self, reporter: Reporter) -> Engine:
+        from gsedit.edit.engine import Engine
+
         plugins = self._plugins or self._folder.data["plugins"]
         if self._editor is None:
             self._editor = build_editor(plugins, self.device)
@@ -380,6 +385,7 @@ class Session:
     def _export_turns(self, indices) -> None:
         if not self._export:
             return
+        from gsedit.edit.start import export_formats, export_turns
         from gsedit.scene.files import scene_backend
 
         formats = export_formats(self._export, scene_backend(self._folder.scene_path(0)))

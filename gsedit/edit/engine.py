@@ -6,15 +6,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from gsedit.atomic import atomic_dir
 from gsedit.cameras import Cameras
+from gsedit.edit.events import Progress, Reporter, TurnCancelled
 from gsedit.edit.lock import FolderLock
-from gsedit.edit.loop import Progress, TurnResult, run_turn
+from gsedit.edit.loop import TurnResult, run_turn
 from gsedit.edit.masks import SelectedRegions
 from gsedit.edit.memory import Preflight, out_of_memory_error
 from gsedit.edit.session import SessionFolder, Turn, TurnRecord
@@ -23,15 +23,6 @@ from gsedit.memory import MemoryMeter
 from gsedit.models.base import ImageEditor, ImageSegmenter
 from gsedit.render.images import save_images
 from gsedit.scene.base import NonFiniteError, Scene
-
-
-class Reporter(Protocol):
-    """Receives progress (the CLI shows it with rich and logs it as JSON lines)."""
-
-    def turn_started(self, record: TurnRecord, total_steps: int) -> None: ...
-    def step(self, progress: Progress) -> None: ...
-    def turn_finished(self, record: TurnRecord) -> None: ...
-    def attach(self, scene: Scene, cameras: Cameras) -> None: ...
 
 
 def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Cameras) -> None:
@@ -46,11 +37,6 @@ def calibrate_stand_in(editor: ImageEditor, scenes: list[Scene], cameras: Camera
         channels = [f"label={k}" for k in names]
         out = scene.render(cameras, channels=channels)
         calibrate(out.rgb, {names[k]: out.channels[f"label={k}"] for k in names})
-
-
-class TurnCancelled(Exception):
-    """A turn stopped at its next step because its cancellation event was set (see gsedit.Session);
-    the session keeps its finished turns and the cancelled one stays pending, marked interrupted."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from gsedit.cameras import Cameras
 from gsedit.edit.config import EditConfig
+from gsedit.edit.events import Progress
 from gsedit.edit.fusion import feather, fuse
 from gsedit.edit.masks import SelectedRegions, turn_masks
 from gsedit.edit.session import Turn
@@ -31,16 +32,6 @@ class TurnResult:
     renders: Tensor  # [C, H, W, 3] the scene after the turn
     edits: int  # editor calls made
     loss: float  # last training loss
-
-
-@dataclass
-class Progress:
-    """What the loop reports after every step (for the rich display and the JSON-lines log)."""
-
-    step: int
-    total: int
-    edits: int
-    loss: float
 
 
 def _edit_order(num_views: int, generator: torch.Generator) -> Callable[[int], list[int]]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gsedit.cameras import OrbitConfig, orbit_cameras
-from gsedit.edit.loop import Progress
+from gsedit.edit.events import Progress
 from gsedit.errors import InputFileError
 from gsedit.scene.gaussian_scene import GaussianScene
 from gsedit.scene.gaussians import Gaussians, rgb_to_sh0
