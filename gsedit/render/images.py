@@ -61,7 +61,8 @@ class PngWriter:
     """Writes PNGs encoded on a thread pool, in the order they were given, each atomically.
 
     Pillow's zlib compression releases the GIL, so encodes run beside the caller: `gsedit render`
-    renders the next views while the last ones encode (encoding was a quarter of a 24-view render).
+    queues each chunk of views as it renders, and where a core is free (rendering keeps both of the
+    2-core machine busy) they encode while the next chunk renders.
     Files are written by the calling thread, in order, as soon as their encode and all before it
     are done; a failed write (a full disk) or an exception in the `with` block stops there and
     leaves exactly the images before it, whole.
