@@ -226,7 +226,7 @@ class NerfactoScene(Scene):
 
         The geometry is only read, so each step samples its rays once for every head: sampling
         (the proposal networks and the field) is nearly all of a step's time, and a labelled scene
-        lifts one head per label. Each head has its own loss and Adam state, as if fitted alone.
+        lifts one head per label. Each head has its own loss and its own Adam moments.
         """
         shape = (len(cameras), cameras.height, cameras.width)
         for name, values in maps.items():
