@@ -24,6 +24,17 @@ def one_torch_thread():
 
 
 
+@pytest.fixture(scope="module")
+def labelled_scene(tmp_path_factory):
+    """(scene.ply, cameras.json): the synthetic labelled scene at 150 points per object, 4 views of 32 px."""
+    from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
+
+    folder = tmp_path_factory.mktemp("scene")
+    cams = write_synthetic_scene(folder / "scene.ply", SyntheticSceneConfig(points_per_object=150, seed=1),
+                                 n_cameras=4, size=32)
+    return folder / "scene.ply", cams
+
+
 @pytest.fixture
 def unanswering_hub(monkeypatch) -> list[str]:
     """The Hugging Face hub does not answer (no network) and HF_HUB_OFFLINE is not set; returns the

@@ -16,7 +16,6 @@ import pytest
 
 from gsedit import Session
 from gsedit.cli import main
-from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 from gsedit.edit import TurnCancelled
 from gsedit.edit.lock import SessionBusyError
 from gsedit.errors import GseditError
@@ -30,11 +29,8 @@ FAST = {"method": "edit3d", "editor": "synthetic", "segmenter": "labels", "iters
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("scene")
-    cams = write_synthetic_scene(folder / "scene.ply", SyntheticSceneConfig(points_per_object=150, seed=1),
-                                 n_cameras=4, size=32)
-    return folder / "scene.ply", cams
+def scene(labelled_scene) -> tuple[Path, Path]:
+    return labelled_scene
 
 
 def create(scene, out: Path, **options) -> Session:

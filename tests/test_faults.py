@@ -27,7 +27,6 @@ import pytest
 import torch
 
 from gsedit.cli import main
-from gsedit.data.synthetic import SyntheticSceneConfig, write_synthetic_scene
 from gsedit.edit.session import Turn
 from gsedit.edit.session import continue_plan
 from gsedit.errors import GseditError
@@ -54,11 +53,8 @@ def umask_022_offline():
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("scene")
-    cams = write_synthetic_scene(folder / "scene.ply", SyntheticSceneConfig(points_per_object=150, seed=1),
-                                 n_cameras=4, size=32)
-    return folder / "scene.ply", cams
+def scene(labelled_scene) -> tuple[Path, Path]:
+    return labelled_scene
 
 
 def edit_argv(scene, out: Path, turns=(A, B), iters: int = 4, command: str = "edit") -> list[str]:
